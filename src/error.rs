@@ -1,0 +1,161 @@
+//! The one place where failures become what an OpenAI client sees.
+//!
+//! Every boundary has its own error enum (`config::ConfigError`, `upstream::UpstreamError`,
+//! `translate::TranslateError`); each converts into [`ApiError`], and only [`ApiError`] knows
+//! how to render the OpenAI error shape
+//! `{"error":{"message","type","param","code"}}` with an HTTP status.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use std::time::Duration;
+
+/// OpenAI's error `type` values the gateway uses.
+pub mod kind {
+    pub const INVALID_REQUEST: &str = "invalid_request_error";
+    pub const AUTHENTICATION: &str = "authentication_error";
+    pub const PERMISSION: &str = "permission_error";
+    pub const NOT_FOUND: &str = "not_found_error";
+    pub const RATE_LIMIT: &str = "rate_limit_error";
+    pub const INSUFFICIENT_QUOTA: &str = "insufficient_quota";
+    pub const SERVER: &str = "server_error";
+}
+
+/// An error as an OpenAI client expects it: status, message, type, param, code,
+/// plus an optional `Retry-After` hint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub kind: String,
+    pub param: Option<String>,
+    pub code: Option<String>,
+    pub retry_after: Option<Duration>,
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: Body<'a>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    param: Option<&'a str>,
+    code: Option<&'a str>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, kind: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            kind: kind.to_owned(),
+            param: None,
+            code: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    pub fn with_param(mut self, param: impl Into<String>) -> Self {
+        self.param = Some(param.into());
+        self
+    }
+
+    pub fn with_retry_after(mut self, after: Option<Duration>) -> Self {
+        self.retry_after = after;
+        self
+    }
+
+    /// 400 `invalid_request_error`.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, kind::INVALID_REQUEST, message)
+    }
+
+    /// 400 for a parameter the gateway cannot honour (OpenAI's `unsupported_parameter`).
+    pub fn unsupported_parameter(param: &str, why: &str) -> Self {
+        Self::invalid_request(format!("Unsupported parameter: '{param}' {why}"))
+            .with_param(param)
+            .with_code("unsupported_parameter")
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, kind::INVALID_REQUEST, message).with_code("not_found")
+    }
+
+    pub fn server(status: StatusCode, message: impl Into<String>) -> Self {
+        Self::new(status, kind::SERVER, message)
+    }
+
+    /// The `{"error":{...}}` JSON value, for bodies and for in-stream error frames.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.envelope()).unwrap_or_default()
+    }
+
+    fn envelope(&self) -> Envelope<'_> {
+        Envelope {
+            error: Body {
+                message: &self.message,
+                kind: &self.kind,
+                param: self.param.as_deref(),
+                code: self.code.as_deref(),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.kind, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.envelope()).unwrap_or_default();
+        let mut response = (
+            self.status,
+            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            body,
+        )
+            .into_response();
+        if let Some(after) = self.retry_after {
+            let secs = after.as_secs().max(1);
+            if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        response.extensions_mut().insert(ErrorMarker(self.code.clone()));
+        response
+    }
+}
+
+/// Left on error responses so the access log can name the error code.
+#[derive(Clone, Debug)]
+pub struct ErrorMarker(pub Option<String>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_openai_shape() {
+        let err = ApiError::unsupported_parameter("logprobs", "is not supported");
+        let json = err.to_json();
+        assert_eq!(json["error"]["type"], "invalid_request_error");
+        assert_eq!(json["error"]["param"], "logprobs");
+        assert_eq!(json["error"]["code"], "unsupported_parameter");
+        let plain = ApiError::invalid_request("bad").to_json();
+        assert!(plain["error"]["param"].is_null());
+        assert!(plain["error"]["code"].is_null());
+    }
+}

@@ -1,0 +1,1 @@
+//! Chat Completions ⇄ Responses API translation: pure functions, no I/O.
