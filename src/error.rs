@@ -113,7 +113,13 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.kind, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.kind,
+            self.message
+        )
     }
 }
 
@@ -124,7 +130,10 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_vec(&self.envelope()).unwrap_or_default();
         let mut response = (
             self.status,
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             body,
         )
             .into_response();
@@ -134,7 +143,9 @@ impl IntoResponse for ApiError {
                 response.headers_mut().insert(header::RETRY_AFTER, value);
             }
         }
-        response.extensions_mut().insert(ErrorMarker(self.code.clone()));
+        response
+            .extensions_mut()
+            .insert(ErrorMarker(self.code.clone()));
         response
     }
 }
@@ -142,6 +153,26 @@ impl IntoResponse for ApiError {
 /// Left on error responses so the access log can name the error code.
 #[derive(Clone, Debug)]
 pub struct ErrorMarker(pub Option<String>);
+
+impl From<crate::upstream::UpstreamError> for ApiError {
+    fn from(err: crate::upstream::UpstreamError) -> Self {
+        use crate::upstream::UpstreamError as U;
+        let message = err.to_string();
+        match err {
+            U::Timeout { .. } => {
+                ApiError::server(StatusCode::GATEWAY_TIMEOUT, message).with_code("upstream_timeout")
+            }
+            U::NoRegion => ApiError::server(StatusCode::SERVICE_UNAVAILABLE, message)
+                .with_code("no_upstream_available"),
+            U::Unreachable { .. } => {
+                ApiError::server(StatusCode::BAD_GATEWAY, message).with_code("upstream_unreachable")
+            }
+            U::Body { .. } | U::TooLarge { .. } => {
+                ApiError::server(StatusCode::BAD_GATEWAY, message).with_code("upstream_error")
+            }
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every test of qwen-gateway: Rust unit and integration tests (gateway + mock Model Studio
+# on loopback ports), then the real-client suites (official openai Python SDK, LangChain,
+# official openai Node SDK) against the real binaries. Installs the client packages locally
+# (.venv/, tests/clients/node/node_modules/) on first use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== cargo build"
+cargo build --workspace --bins
+
+echo "== cargo test"
+cargo test --workspace
+
+echo "== Python clients (openai SDK, LangChain)"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -r tests/clients/python/requirements.txt
+.venv/bin/python -m pytest tests/clients/python -q -p no:cacheprovider
+
+if [ -f tests/clients/node/package.json ]; then
+  echo "== Node clients (openai SDK)"
+  (
+    cd tests/clients/node
+    if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
+      npm ci --no-audit --no-fund --loglevel=error
+    fi
+    node --test --test-reporter=spec
+  )
+fi
+echo "== all tests passed"

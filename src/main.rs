@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    qwen_gateway::cli::main()
+}

@@ -1,0 +1,298 @@
+//! Relaying an upstream Responses API stream to the client, byte for byte.
+//!
+//! Bytes are forwarded unchanged, one complete SSE event at a time, as soon as the event's
+//! blank line arrives: a client never receives half an event, so if the upstream breaks
+//! off, the gateway can still close the stream with a well-formed `error` event. Events
+//! that carry a response id or usage are parsed on the way through (without altering them).
+
+use super::access_log::RequestMeta;
+use crate::sse::{SseParser, event_json};
+use crate::usage::Usage;
+use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
+use serde_json::{Value, json};
+use std::convert::Infallible;
+use std::time::Duration;
+
+/// Finds SSE event boundaries (a blank line: two line terminators in a row, where a
+/// terminator is `\r\n`, `\n` or `\r`) across arbitrary chunking.
+#[derive(Debug, Default)]
+pub struct EventSplitter {
+    pending: BytesMut,
+    at_line_start: bool,
+    prev_cr: bool,
+    started: bool,
+}
+
+impl EventSplitter {
+    /// Takes a chunk and returns the bytes that complete whole events (possibly several),
+    /// keeping an unfinished event for later. Zero-copy when nothing was pending.
+    pub fn push(&mut self, chunk: Bytes) -> Option<Bytes> {
+        let boundary = self.scan(&chunk);
+        match boundary {
+            None => {
+                self.pending.extend_from_slice(&chunk);
+                None
+            }
+            Some(end) if self.pending.is_empty() => {
+                let mut chunk = chunk;
+                let complete = chunk.split_to(end);
+                self.pending.extend_from_slice(&chunk);
+                Some(complete)
+            }
+            Some(end) => {
+                self.pending.extend_from_slice(&chunk[..end]);
+                let complete = self.pending.split().freeze();
+                self.pending.extend_from_slice(&chunk[end..]);
+                Some(complete)
+            }
+        }
+    }
+
+    /// Bytes of an event that never got its blank line.
+    pub fn take_pending(&mut self) -> Bytes {
+        self.pending.split().freeze()
+    }
+
+    /// Returns the end offset (exclusive) of the last event boundary in `chunk`, updating the
+    /// line state as if all of `chunk` had been consumed.
+    fn scan(&mut self, chunk: &[u8]) -> Option<usize> {
+        let mut last = None;
+        for (i, &b) in chunk.iter().enumerate() {
+            match b {
+                b'\n' if self.prev_cr => {
+                    self.prev_cr = false;
+                    // The `\n` of a `\r\n` terminator that was counted at its `\r`.
+                    if last == Some(i) {
+                        last = Some(i + 1);
+                    }
+                }
+                b'\n' | b'\r' => {
+                    if self.at_line_start && self.started {
+                        last = Some(i + 1);
+                        self.started = false;
+                    }
+                    self.at_line_start = true;
+                    self.prev_cr = b == b'\r';
+                }
+                _ => {
+                    self.at_line_start = false;
+                    self.prev_cr = false;
+                    self.started = true;
+                }
+            }
+        }
+        last
+    }
+}
+
+/// What the relay learnt from the events it passed on.
+#[derive(Debug, Default)]
+struct Observed {
+    response_id: Option<String>,
+    terminal: bool,
+    last_sequence: Option<u64>,
+}
+
+/// Event types after which a Responses stream is over.
+fn is_terminal(kind: &str) -> bool {
+    matches!(
+        kind,
+        "response.completed" | "response.incomplete" | "response.failed" | "error"
+    )
+}
+
+/// Only events that can carry an id, usage or an end are parsed as JSON; deltas are not.
+fn worth_parsing(data: &str) -> bool {
+    [
+        "\"response.created\"",
+        "\"response.completed\"",
+        "\"response.incomplete\"",
+        "\"response.failed\"",
+        "\"error\"",
+    ]
+    .iter()
+    .any(|needle| data.contains(needle))
+}
+
+/// The relay's state between chunks.
+struct Relay {
+    upstream: reqwest::Response,
+    splitter: EventSplitter,
+    parser: SseParser,
+    observed: Observed,
+    idle_timeout: Duration,
+    meta: RequestMeta,
+    done: bool,
+}
+
+impl Relay {
+    fn observe(&mut self, complete: &Bytes) {
+        for event in self.parser.push(complete.clone()) {
+            if let Some(seq) = sequence_number(&event.data) {
+                self.observed.last_sequence = Some(seq);
+            }
+            if !worth_parsing(&event.data) {
+                continue;
+            }
+            let Some(json) = event_json(&event) else {
+                continue;
+            };
+            let kind = json.get("type").and_then(Value::as_str).unwrap_or("");
+            if kind == "response.created" {
+                self.observed.response_id = json
+                    .pointer("/response/id")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+            }
+            if is_terminal(kind) {
+                self.observed.terminal = true;
+                if let Some(usage) = json
+                    .pointer("/response/usage")
+                    .and_then(Usage::from_responses)
+                {
+                    self.meta.update(|i| i.usage = Some(usage));
+                }
+                if kind != "response.completed" && kind != "response.incomplete" {
+                    let code = json
+                        .pointer("/response/error/code")
+                        .or_else(|| json.get("code"))
+                        .and_then(Value::as_str)
+                        .map(str::to_owned);
+                    self.meta.update(|i| i.error_code = code);
+                }
+            }
+        }
+    }
+
+    /// A Responses-style `error` event that ends a stream the upstream broke off.
+    fn error_frame(&mut self, code: &str, message: String) -> Bytes {
+        self.done = true;
+        self.meta.update(|i| i.error_code = Some(code.to_owned()));
+        let sequence = self.observed.last_sequence.map_or(0, |s| s + 1);
+        let data = json!({
+            "type": "error",
+            "code": code,
+            "message": message,
+            "param": null,
+            "sequence_number": sequence,
+        });
+        Bytes::from(format!("event: error\ndata: {data}\n\n"))
+    }
+
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        loop {
+            if self.done {
+                return None;
+            }
+            let read = tokio::time::timeout(self.idle_timeout, self.upstream.chunk()).await;
+            match read {
+                Ok(Ok(Some(chunk))) => {
+                    if let Some(complete) = self.splitter.push(chunk) {
+                        self.observe(&complete);
+                        return Some(complete);
+                    }
+                }
+                Ok(Ok(None)) => {
+                    self.done = true;
+                    let rest = self.splitter.take_pending();
+                    if self.observed.terminal {
+                        return (!rest.is_empty()).then_some(rest);
+                    }
+                    return Some(self.error_frame(
+                        "upstream_stream_truncated",
+                        "The upstream ended the stream before the response was complete.".into(),
+                    ));
+                }
+                Ok(Err(err)) => {
+                    return Some(self.error_frame(
+                        "upstream_stream_error",
+                        format!("The upstream connection failed mid-stream: {err}"),
+                    ));
+                }
+                Err(_) => {
+                    return Some(self.error_frame(
+                        "upstream_idle_timeout",
+                        format!(
+                            "The upstream sent nothing for {:?} (upstream.stream_idle_timeout).",
+                            self.idle_timeout
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// `"sequence_number":N` read without parsing the whole event.
+fn sequence_number(data: &str) -> Option<u64> {
+    let at = data.rfind("\"sequence_number\":")? + "\"sequence_number\":".len();
+    let digits: &str = data[at..].trim_start();
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    digits[..end].parse().ok()
+}
+
+/// The client-facing byte stream for an upstream SSE response.
+pub fn relay_stream(
+    upstream: reqwest::Response,
+    idle_timeout: Duration,
+    meta: RequestMeta,
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    let relay = Relay {
+        upstream,
+        splitter: EventSplitter::default(),
+        parser: SseParser::new(),
+        observed: Observed::default(),
+        idle_timeout,
+        meta,
+        done: false,
+    };
+    futures_util::stream::unfold(relay, |mut relay| async move {
+        let chunk = relay.next_chunk().await?;
+        Some((Ok(chunk), relay))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split_all(chunks: &[&str]) -> Vec<String> {
+        let mut s = EventSplitter::default();
+        chunks
+            .iter()
+            .filter_map(|c| s.push(Bytes::from(c.to_string())))
+            .map(|b| String::from_utf8(b.to_vec()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn splits_on_blank_lines_across_chunks() {
+        let out = split_all(&["data: a\n", "\ndata: b\n\nda", "ta: c\n", "\n"]);
+        assert_eq!(out, ["data: a\n\n", "data: b\n\n", "data: c\n\n"]);
+    }
+
+    #[test]
+    fn handles_crlf_split_between_chunks() {
+        let out = split_all(&["data: a\r\n\r", "\ndata: b\r\n\r\n"]);
+        assert_eq!(out.concat(), "data: a\r\n\r\ndata: b\r\n\r\n");
+        assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn comment_and_id_lines_stay_in_their_event() {
+        let out = split_all(&[":HTTP_STATUS/200\nid:1\nevent:x\ndata:{}\n\nid:2\n"]);
+        assert_eq!(out, [":HTTP_STATUS/200\nid:1\nevent:x\ndata:{}\n\n"]);
+    }
+
+    #[test]
+    fn reads_sequence_numbers() {
+        assert_eq!(
+            sequence_number(r#"{"a":1,"sequence_number": 42,"type":"x"}"#),
+            Some(42)
+        );
+        assert_eq!(sequence_number("{}"), None);
+    }
+}

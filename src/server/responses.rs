@@ -1,0 +1,180 @@
+//! `/v1/responses`: pass-through to Model Studio's Responses API.
+//!
+//! The body goes upstream unchanged except for `model` when an alias applies; the answer
+//! comes back unchanged (status, content type, bytes), streams event by event.
+
+use super::AppState;
+use super::access_log::RequestMeta;
+use super::{body, headers, relay};
+use crate::error::ApiError;
+use crate::upstream::{UpstreamRequest, UpstreamResponse};
+use crate::usage::Usage;
+use axum::body::Body;
+use axum::extract::{Extension, Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The few request fields the gateway looks at; everything else is passed on untouched.
+/// Deserializing into this still checks that the whole body is valid JSON.
+#[derive(Deserialize)]
+struct RequestProbe {
+    model: Option<String>,
+    #[serde(default)]
+    stream: Option<bool>,
+}
+
+/// The few response fields the gateway records (usage for the log and ledger).
+#[derive(Deserialize)]
+struct ResponseProbe {
+    usage: Option<Value>,
+}
+
+/// Parses just enough of a client body, with OpenAI-shaped 400s. One pass: the probe's
+/// deserializer still validates every byte of the JSON.
+fn probe(bytes: &[u8]) -> Result<RequestProbe, ApiError> {
+    serde_json::from_slice::<RequestProbe>(bytes).map_err(|e| {
+        let is_object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        match e.classify() {
+            serde_json::error::Category::Data if !is_object => {
+                ApiError::invalid_request("The request body must be a JSON object.")
+            }
+            serde_json::error::Category::Data => {
+                ApiError::invalid_request(format!("Invalid request body: {e}"))
+            }
+            _ => ApiError::invalid_request(format!("The request body is not valid JSON: {e}")),
+        }
+    })
+}
+
+/// `model` rewritten through the alias table; the rest of the JSON kept in order.
+fn rewrite_model(bytes: Bytes, upstream_model: &str) -> Result<Bytes, ApiError> {
+    let mut value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::invalid_request(format!("The request body is not valid JSON: {e}"))
+    })?;
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("model".into(), Value::String(upstream_model.to_owned()));
+    }
+    serde_json::to_vec(&value)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::invalid_request(format!("Invalid request body: {e}")))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(meta): Extension<RequestMeta>,
+    client_headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = body::read_limited(body, state.settings.server.max_body_bytes).await?;
+    let probe = probe(&bytes)?;
+    let mut bytes = bytes;
+    if let Some(model) = probe.model.as_deref() {
+        let upstream_model = state.models.resolve(model);
+        if upstream_model != model {
+            bytes = rewrite_model(bytes, upstream_model)?;
+        }
+        let upstream_model = upstream_model.to_owned();
+        meta.update(|i| i.model = Some(upstream_model));
+    }
+    meta.update(|i| i.stream = probe.stream.unwrap_or(false));
+    let request = UpstreamRequest {
+        method: Method::POST,
+        path: "/responses".into(),
+        headers: headers::to_upstream(&client_headers),
+        body: bytes,
+    };
+    let upstream = state.upstream.send(request).await?;
+    relay_response(&state, upstream, meta).await
+}
+
+/// `GET`/`DELETE /v1/responses/{id}` and sub-paths such as `/input_items`.
+pub async fn by_id(
+    State(state): State<AppState>,
+    Extension(meta): Extension<RequestMeta>,
+    method: Method,
+    Path(rest): Path<String>,
+    RawQuery(query): RawQuery,
+    client_headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let mut path = format!("/responses/{rest}");
+    if let Some(q) = query {
+        path.push('?');
+        path.push_str(&q);
+    }
+    let request = UpstreamRequest {
+        method,
+        path,
+        headers: headers::to_upstream(&client_headers),
+        body: Bytes::new(),
+    };
+    let upstream = state.upstream.send(request).await?;
+    relay_response(&state, upstream, meta).await
+}
+
+/// Status, relayable headers and body exactly as the upstream sent them.
+async fn relay_response(
+    state: &AppState,
+    upstream: UpstreamResponse,
+    meta: RequestMeta,
+) -> Result<Response, ApiError> {
+    meta.update(|i| i.region = Some(upstream.region.clone()));
+    let status = upstream.status;
+    let response_headers = headers::to_client(&upstream.headers);
+    let limits = state.upstream.limits();
+    let body = if upstream.is_event_stream() {
+        meta.update(|i| i.stream = true);
+        Body::from_stream(relay::relay_stream(
+            upstream.body,
+            limits.stream_idle_timeout,
+            meta,
+        ))
+    } else {
+        let bytes = upstream.read_body(limits).await?;
+        if status.is_success() {
+            record_usage(&bytes, &meta);
+        }
+        Body::from(bytes)
+    };
+    let mut response = (status, body).into_response();
+    response.headers_mut().extend(response_headers);
+    Ok(response)
+}
+
+fn record_usage(bytes: &[u8], meta: &RequestMeta) {
+    let usage = serde_json::from_slice::<ResponseProbe>(bytes)
+        .ok()
+        .and_then(|probe| probe.usage.as_ref().and_then(Usage::from_responses));
+    if let Some(usage) = usage {
+        meta.update(|i| i.usage = Some(usage));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_rejects_non_objects_and_bad_types() {
+        assert!(probe(b"[1]").is_err());
+        assert!(probe(b"{\"model\":").is_err());
+        let err = probe(br#"{"model": 5}"#).err().unwrap();
+        assert_eq!(err.status.as_u16(), 400);
+        assert!(probe(br#"{"model":"m","stream":true,"x":{"y":[1]}}"#).is_ok());
+    }
+
+    #[test]
+    fn rewrite_keeps_other_fields_in_order() {
+        let out = rewrite_model(
+            Bytes::from_static(br#"{"input":"hi","model":"gpt-4o","enable_thinking":true}"#),
+            "qwen3-max",
+        )
+        .unwrap();
+        assert_eq!(
+            &out[..],
+            br#"{"input":"hi","model":"qwen3-max","enable_thinking":true}"#
+        );
+    }
+}

@@ -1,0 +1,195 @@
+//! The real binary: start-up failures, `check`, and the access log of a running `serve`.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_qwen-gateway");
+const SECRET: &str = "sk-cli-test-secret-9f8e7d";
+
+fn gateway_command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_remove("DASHSCOPE_API_KEY")
+        .env_remove("DASHSCOPE_API_KEY_BEIJING")
+        .env_remove("QWEN_GATEWAY_CONFIG")
+        .env_remove("RUST_LOG")
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    cmd
+}
+
+#[test]
+fn serve_without_any_key_fails_fast_naming_the_variables() {
+    let started = Instant::now();
+    let out = gateway_command(&["serve"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("DASHSCOPE_API_KEY"), "{stderr}");
+    assert!(stderr.contains("DASHSCOPE_API_KEY_BEIJING"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn check_prints_the_effective_configuration_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gw.toml");
+    std::fs::write(&path, "[server]\nlisten = \"0.0.0.0:9999\"\n").unwrap();
+    let out = gateway_command(&["check", "--config", path.to_str().unwrap()])
+        .env("DASHSCOPE_API_KEY", SECRET)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("0.0.0.0:9999"), "{stdout}");
+    assert!(stdout.contains("DASHSCOPE_API_KEY = <set>"), "{stdout}");
+    assert!(
+        stdout.contains("DASHSCOPE_API_KEY_BEIJING = <unset>"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("region 'beijing' is disabled"), "{stderr}");
+    assert!(!stdout.contains(SECRET) && !stderr.contains(SECRET));
+    let bad = gateway_command(&["check", "--config", "/nonexistent.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn env_layer_overrides_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gw.toml");
+    std::fs::write(&path, "[server]\nlisten = \"0.0.0.0:9999\"\n").unwrap();
+    let out = gateway_command(&["check"])
+        .env("QWEN_GATEWAY_CONFIG", &path)
+        .env("QWEN_GATEWAY__SERVER__LISTEN", "127.0.0.1:7777")
+        .env("DASHSCOPE_API_KEY", SECRET)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("127.0.0.1:7777"), "{stdout}");
+}
+
+/// Starts the binary against a mock and returns it with the address it logged.
+fn spawn_serve(
+    config: &std::path::Path,
+    extra_args: &[&str],
+) -> (
+    std::process::Child,
+    String,
+    std::sync::mpsc::Receiver<String>,
+) {
+    let mut args = vec!["serve", "--config", config.to_str().unwrap()];
+    args.extend_from_slice(extra_args);
+    let mut child = gateway_command(&args)
+        .env("TEST_KEY_R0", SECRET)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let addr = loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("gateway did not log its address");
+        if let Some(at) = line.find("listening on http://") {
+            let rest = &line[at + "listening on http://".len()..];
+            break rest.split('/').next().unwrap().to_owned();
+        }
+    };
+    (child, addr, rx)
+}
+
+fn stop(mut child: std::process::Child) -> std::process::ExitStatus {
+    // SIGTERM through the `kill` command keeps this test free of unsafe FFI.
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("gateway did not stop on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_logs_one_line_per_request_without_secrets() {
+    let mock = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gw.toml");
+    std::fs::write(
+        &path,
+        config_toml(&[mock.base_url()], "[server]\nlisten = \"127.0.0.1:0\"\n"),
+    )
+    .unwrap();
+    let (child, addr, rx) = spawn_serve(&path, &["--log-format", "json"]);
+    let c = client();
+    let url = format!("http://{addr}/v1/responses");
+    let plain = c
+        .post(&url)
+        .header("authorization", "Bearer client-key-should-not-log")
+        .json(&json!({"model": "gpt-4o", "input": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 200);
+    let streamed = c
+        .post(&url)
+        .json(&json!({"model": "qwen3-max-2026-01-23", "input": "hi", "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    let _ = streamed.bytes().await.unwrap();
+    // The mock saw our secret as the upstream key, so the gateway really used it.
+    assert!(
+        mock.requests()
+            .iter()
+            .all(|r| header(&r.headers, "authorization") == Some(&format!("Bearer {SECRET}")))
+    );
+    let status = stop(child);
+    assert!(status.success(), "exit status {status:?}");
+    let mut lines = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(2)) {
+        lines.push(line);
+    }
+    let all = lines.join("\n");
+    assert!(!all.contains(SECRET), "upstream key in the logs:\n{all}");
+    assert!(!all.contains("client-key-should-not-log"));
+    let access: Vec<serde_json::Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "qwen_gateway::access")
+        .collect();
+    assert_eq!(access.len(), 2, "{all}");
+    for line in &access {
+        assert_eq!(line["status"], 200);
+        assert_eq!(line["region"], "r0");
+        assert_eq!(line["model"], "qwen3-max-2026-01-23");
+        assert!(line["input_tokens"].as_u64().unwrap() > 0, "{line}");
+        assert!(line["output_tokens"].as_u64().unwrap() > 0, "{line}");
+        assert!(line["latency_ms"].as_f64().unwrap() > 0.0);
+        assert!(line["ttfb_ms"].as_f64().unwrap() > 0.0);
+    }
+    assert_eq!(access[0]["stream"], false);
+    assert_eq!(access[1]["stream"], true);
+}

@@ -1,0 +1,145 @@
+//! Test harness: a gateway and mock Model Studio regions on loopback ports, in-process.
+#![allow(dead_code)]
+
+use mock_model_studio::{MockConfig, MockServer};
+use qwen_gateway::config::Settings;
+use qwen_gateway::server::{self, AppState};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// The upstream key every test region is configured with.
+pub const UPSTREAM_KEY: &str = "sk-upstream-test-0123456789";
+
+pub struct Gateway {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Gateway {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Stops accepting and waits (bounded) for the server to end.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.task).await;
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A TOML config with one region per base URL, named `r0`, `r1`, ... in that order, each
+/// with key variable `TEST_KEY_R<i>`, plus `extra` TOML appended.
+pub fn config_toml(base_urls: &[String], extra: &str) -> String {
+    let names: Vec<String> = (0..base_urls.len()).map(|i| format!("\"r{i}\"")).collect();
+    let mut toml = format!(
+        "[upstream]\nregions = [{}]\nconnect_timeout = \"1s\"\nfirst_byte_timeout = \"3s\"\nstream_idle_timeout = \"3s\"\nrequest_timeout = \"10s\"\n",
+        names.join(", ")
+    );
+    for (i, url) in base_urls.iter().enumerate() {
+        toml.push_str(&format!(
+            "[regions.r{i}]\nbase_url = \"{url}\"\napi_key_env = [\"TEST_KEY_R{i}\"]\n"
+        ));
+    }
+    toml.push_str("[store]\nurl = \"memory\"\n");
+    toml.push_str(extra);
+    toml
+}
+
+/// Loads `toml` as the `--config` layer (with an empty environment layer) and starts the
+/// gateway on an ephemeral port, with `UPSTREAM_KEY` for every region.
+pub async fn start_gateway(toml: &str) -> Gateway {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, toml).expect("write config");
+    let settings = Settings::load_with_env(Some(&path), Some(HashMap::new())).expect("config");
+    let regions = settings
+        .resolve_regions(|var| {
+            var.starts_with("TEST_KEY_")
+                .then(|| UPSTREAM_KEY.to_string())
+        })
+        .expect("regions")
+        .usable;
+    let state = AppState::new(settings, regions).expect("state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(server::serve(listener, state, async {
+        let _ = rx.await;
+    }));
+    Gateway {
+        addr,
+        stop: Some(tx),
+        task,
+    }
+}
+
+pub async fn start_mock() -> MockServer {
+    MockServer::start(MockConfig::default())
+        .await
+        .expect("mock")
+}
+
+/// A gateway in front of one default mock.
+pub async fn gateway_with_mock(extra: &str) -> (Gateway, MockServer) {
+    let mock = start_mock().await;
+    let gw = start_gateway(&config_toml(&[mock.base_url()], extra)).await;
+    (gw, mock)
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client")
+}
+
+/// Polls `cond` every 10 ms for at most `within`.
+pub async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if cond() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Splits an SSE body into its events' `data` payloads (spec parsing, any framing).
+pub fn sse_data(body: &[u8]) -> Vec<String> {
+    let mut parser = qwen_gateway::sse::SseParser::new();
+    let mut events = parser.push(bytes::Bytes::copy_from_slice(body));
+    events.extend(parser.finish());
+    events.into_iter().map(|e| e.data).collect()
+}
+
+/// The JSON of every SSE event in `body`.
+pub fn sse_json(body: &[u8]) -> Vec<serde_json::Value> {
+    sse_data(body)
+        .iter()
+        .filter(|d| d.as_str() != "[DONE]")
+        .map(|d| serde_json::from_str(d).expect("event json"))
+        .collect()
+}
+
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
