@@ -40,11 +40,16 @@ struct Samples {
     first_byte: Vec<Duration>,
 }
 
-async fn run_once(client: &reqwest::Client, call: &Call, samples: &mut Samples) -> Result<(), String> {
+async fn run_once(
+    client: &reqwest::Client,
+    call: &Call,
+    samples: &mut Samples,
+) -> Result<(), String> {
     let start = Instant::now();
     let res = client
         .post(&call.url)
         .header("x-mock-tokens", call.tokens.to_string())
+        .bearer_auth("sk-bench-client")
         .json(&call.body)
         .send()
         .await
@@ -59,7 +64,9 @@ async fn run_once(client: &reqwest::Client, call: &Call, samples: &mut Samples) 
         first.get_or_insert_with(|| start.elapsed());
     }
     samples.total.push(start.elapsed());
-    samples.first_byte.push(first.unwrap_or_else(|| start.elapsed()));
+    samples
+        .first_byte
+        .push(first.unwrap_or_else(|| start.elapsed()));
     Ok(())
 }
 
@@ -120,7 +127,8 @@ async fn main() -> Result<(), String> {
     let plain = json!({"model": model, "input": "hello"});
     let streamed = json!({"model": model, "input": "hello", "stream": true});
     let chat = json!({"model": model, "messages": [{"role": "user", "content": "hello"}]});
-    let chat_stream = json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "hello"}]});
+    let chat_stream =
+        json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "hello"}]});
     let call = |url: &str, body: &serde_json::Value, tokens: usize| Call {
         url: url.to_owned(),
         body: body.clone(),
@@ -130,9 +138,30 @@ async fn main() -> Result<(), String> {
     let gw_chat = format!("{gw}/chat/completions");
     let st = args.stream_tokens;
     let mut scenarios = vec![
-        Scenario { name: "responses, non-streaming (16 tokens)", a_label: "direct", b_label: "gateway", a: call(&direct, &plain, 16), b: call(&gw_responses, &plain, 16), first_byte: false },
-        Scenario { name: "responses, streaming: time to first byte", a_label: "direct", b_label: "gateway", a: call(&direct, &streamed, st), b: call(&gw_responses, &streamed, st), first_byte: true },
-        Scenario { name: "responses, streaming: time to last byte", a_label: "direct", b_label: "gateway", a: call(&direct, &streamed, st), b: call(&gw_responses, &streamed, st), first_byte: false },
+        Scenario {
+            name: "responses, non-streaming (16 tokens)",
+            a_label: "direct",
+            b_label: "gateway",
+            a: call(&direct, &plain, 16),
+            b: call(&gw_responses, &plain, 16),
+            first_byte: false,
+        },
+        Scenario {
+            name: "responses, streaming: time to first byte",
+            a_label: "direct",
+            b_label: "gateway",
+            a: call(&direct, &streamed, st),
+            b: call(&gw_responses, &streamed, st),
+            first_byte: true,
+        },
+        Scenario {
+            name: "responses, streaming: time to last byte",
+            a_label: "direct",
+            b_label: "gateway",
+            a: call(&direct, &streamed, st),
+            b: call(&gw_responses, &streamed, st),
+            first_byte: false,
+        },
     ];
     let chat_available = client
         .post(&gw_chat)
@@ -141,8 +170,22 @@ async fn main() -> Result<(), String> {
         .await
         .is_ok_and(|r| r.status().is_success());
     if chat_available {
-        scenarios.push(Scenario { name: "chat vs responses via gateway, non-streaming", a_label: "gw responses", b_label: "gw chat", a: call(&gw_responses, &plain, 16), b: call(&gw_chat, &chat, 16), first_byte: false });
-        scenarios.push(Scenario { name: "chat vs responses via gateway, streaming (last byte)", a_label: "gw responses", b_label: "gw chat", a: call(&gw_responses, &streamed, st), b: call(&gw_chat, &chat_stream, st), first_byte: false });
+        scenarios.push(Scenario {
+            name: "chat vs responses via gateway, non-streaming",
+            a_label: "gw responses",
+            b_label: "gw chat",
+            a: call(&gw_responses, &plain, 16),
+            b: call(&gw_chat, &chat, 16),
+            first_byte: false,
+        });
+        scenarios.push(Scenario {
+            name: "chat vs responses via gateway, streaming (last byte)",
+            a_label: "gw responses",
+            b_label: "gw chat",
+            a: call(&gw_responses, &streamed, st),
+            b: call(&gw_chat, &chat_stream, st),
+            first_byte: false,
+        });
     }
     // Warm up connection pools and caches on every path.
     for s in &scenarios {
@@ -160,13 +203,20 @@ async fn main() -> Result<(), String> {
                 run_once(&client, &s.a, &mut a).await?;
                 run_once(&client, &s.b, &mut b).await?;
             }
-            let pick = |x: &Samples| if s.first_byte { x.first_byte.clone() } else { x.total.clone() };
+            let pick = |x: &Samples| {
+                if s.first_byte {
+                    x.first_byte.clone()
+                } else {
+                    x.total.clone()
+                }
+            };
             let (av, bv) = (pick(&a), pick(&b));
             r.a_p50.push(us(percentile(&av, 0.5)));
             r.b_p50.push(us(percentile(&bv, 0.5)));
             r.a_p99.push(us(percentile(&av, 0.99)));
             r.b_p99.push(us(percentile(&bv, 0.99)));
-            r.added_p50.push(us(percentile(&bv, 0.5)) - us(percentile(&av, 0.5)));
+            r.added_p50
+                .push(us(percentile(&bv, 0.5)) - us(percentile(&av, 0.5)));
         }
         eprintln!("round {} of {} done", round + 1, args.rounds);
     }

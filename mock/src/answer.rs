@@ -115,6 +115,7 @@ pub fn plan(req: &ResponseRequest, history: Option<&[Value]>, controls: &Control
                         history.map(|_| first_user_text(past, &req.input)),
                     )
                 };
+                let sentence = structured_answer(req, &sentence).unwrap_or(sentence);
                 split_chars(&sentence)
             }
         };
@@ -266,28 +267,64 @@ fn function_calls(req: &ResponseRequest, count: usize) -> Vec<Call> {
 
 /// Arguments filling every declared property with a value of its type.
 pub fn sample_arguments(parameters: &Value) -> String {
-    let mut args = Map::new();
-    if let Some(props) = parameters["properties"].as_object() {
-        for (name, schema) in props {
-            let ty = match &schema["type"] {
-                Value::String(t) => t.as_str(),
-                Value::Array(ts) => ts
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .find(|t| *t != "null")
-                    .unwrap_or("null"),
-                _ => "null",
-            };
-            let sample = match ty {
-                "string" => json!("Tokyo"),
-                "number" | "integer" => json!(1),
-                "boolean" => json!(true),
-                _ => Value::Null,
-            };
-            args.insert(name.clone(), sample);
-        }
+    match sample_value(parameters, 0) {
+        Value::Object(args) => Value::Object(args).to_string(),
+        _ => "{}".to_string(),
     }
-    Value::Object(args).to_string()
+}
+
+/// A deterministic JSON instance of a JSON Schema: objects get every declared property,
+/// arrays one item, enums their first value. Depth-bounded against recursive schemas.
+pub fn sample_value(schema: &Value, depth: usize) -> Value {
+    if depth > 8 {
+        return Value::Null;
+    }
+    if let Some(first) = schema["enum"].as_array().and_then(|e| e.first()) {
+        return first.clone();
+    }
+    if let Some(options) = schema["anyOf"].as_array().or(schema["oneOf"].as_array()) {
+        return options
+            .iter()
+            .find(|o| o["type"] != "null")
+            .map_or(Value::Null, |o| sample_value(o, depth + 1));
+    }
+    let ty = match &schema["type"] {
+        Value::String(t) => t.as_str(),
+        Value::Array(ts) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| *t != "null")
+            .unwrap_or("null"),
+        _ if schema["properties"].is_object() => "object",
+        _ => "null",
+    };
+    match ty {
+        "string" => json!("Tokyo"),
+        "number" | "integer" => json!(1),
+        "boolean" => json!(true),
+        "array" => Value::Array(vec![sample_value(&schema["items"], depth + 1)]),
+        "object" => {
+            let mut out = Map::new();
+            if let Some(props) = schema["properties"].as_object() {
+                for (name, prop) in props {
+                    out.insert(name.clone(), sample_value(prop, depth + 1));
+                }
+            }
+            Value::Object(out)
+        }
+        _ => Value::Null,
+    }
+}
+
+/// Structured output (`text.format`): a JSON answer instead of prose, so clients that parse
+/// it (e.g. the SDKs' `parse` helpers) get a document matching their schema.
+fn structured_answer(req: &ResponseRequest, prose: &str) -> Option<String> {
+    let format = req.raw.get("text")?.get("format")?;
+    match format["type"].as_str()? {
+        "json_schema" => Some(sample_value(&format["schema"], 0).to_string()),
+        "json_object" => Some(json!({ "answer": prose }).to_string()),
+        _ => None,
+    }
 }
 
 /// Text of the last user message in `items`.

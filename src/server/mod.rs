@@ -2,6 +2,7 @@
 
 pub mod access_log;
 mod body;
+mod chat;
 pub mod headers;
 mod info;
 pub mod relay;
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/responses/{*rest}",
             get(responses::by_id).delete(responses::by_id),
         )
+        .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/models", get(info::list_models))
         .route("/v1/models/{*id}", get(info::get_model))
         .route("/healthz", get(info::healthz))

@@ -1,0 +1,478 @@
+//! `/v1/chat/completions`: wires the pure translation to the upstream client.
+//!
+//! The upstream is always asked to stream, also for non-streaming clients: the answer is
+//! assembled from the events, so `enable_thinking` works without streaming, idle timeouts
+//! apply, and stop sequences can cut the upstream off early. `n > 1` runs parallel upstream
+//! requests whose choices are merged.
+
+use super::AppState;
+use super::access_log::RequestMeta;
+use super::{body, headers};
+use crate::error::ApiError;
+use crate::sse::{SseParser, event_json};
+use crate::translate::{
+    ChatContext, ChatLimits, ChatPlan, ChunkOut, ChunkTranslator, CompletionBuilder, StreamContext,
+    chat_to_responses, normalize_upstream_error, usage_chunk,
+};
+use crate::upstream::{Limits, UpstreamRequest, UpstreamResponse};
+use crate::usage::Usage;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Extension, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use http::{HeaderMap, HeaderValue, Method, header};
+use serde_json::Value;
+use std::time::Duration;
+
+pub async fn completions(
+    State(state): State<AppState>,
+    Extension(meta): Extension<RequestMeta>,
+    client_headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = body::read_limited(body, state.settings.server.max_body_bytes).await?;
+    let mut chat: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::invalid_request(format!("The request body is not valid JSON: {e}"))
+    })?;
+    if let Some(model) = chat.get("model").and_then(Value::as_str) {
+        let resolved = state.models.resolve(model).to_owned();
+        chat["model"] = Value::String(resolved);
+    }
+    let limits = ChatLimits {
+        max_n: state.settings.chat.max_n,
+        max_stop: state.settings.chat.max_stop,
+    };
+    let plan = chat_to_responses(&chat, &limits)?;
+    meta.update(|i| {
+        i.model = Some(plan.model.clone());
+        i.stream = plan.stream;
+    });
+    let upstream_body = Bytes::from(
+        serde_json::to_vec(&plan.body)
+            .map_err(|e| ApiError::invalid_request(format!("Invalid request: {e}")))?,
+    );
+    let forward = headers::to_upstream(&client_headers);
+    let opened = futures_util::future::join_all(
+        (0..plan.n).map(|_| open(&state, &forward, upstream_body.clone(), &meta)),
+    )
+    .await;
+    let upstreams = opened.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let limits = state.upstream.limits();
+    if plan.stream {
+        Ok(stream_response(plan, upstreams, limits, meta))
+    } else {
+        complete(plan, upstreams, limits, meta).await
+    }
+}
+
+/// Sends the translated request; a non-2xx answer becomes the client's OpenAI error.
+async fn open(
+    state: &AppState,
+    forward: &HeaderMap,
+    body: Bytes,
+    meta: &RequestMeta,
+) -> Result<UpstreamResponse, ApiError> {
+    let mut headers = forward.clone();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        header::ACCEPT,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    let upstream = state
+        .upstream
+        .send(UpstreamRequest {
+            method: Method::POST,
+            path: "/responses".into(),
+            headers,
+            body,
+        })
+        .await?;
+    meta.update(|i| i.region = Some(upstream.region.clone()));
+    if upstream.status.is_success() {
+        return Ok(upstream);
+    }
+    let status = upstream.status.as_u16();
+    let retry_after = retry_after(&upstream.headers);
+    let body = upstream.read_body(state.upstream.limits()).await?;
+    Err(normalize_upstream_error(status, &body, retry_after))
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// Upstream events of one choice, parsed, with the transport's failures as `Err`.
+struct EventSource {
+    upstream: UpstreamResponse,
+    parser: SseParser,
+    idle: Duration,
+    meta: RequestMeta,
+}
+
+impl EventSource {
+    fn new(upstream: UpstreamResponse, limits: Limits, meta: RequestMeta) -> Self {
+        Self {
+            upstream,
+            parser: SseParser::new(),
+            idle: limits.stream_idle_timeout,
+            meta,
+        }
+    }
+
+    /// The next batch of events; an empty batch means the upstream ended.
+    async fn next_batch(&mut self) -> Result<Vec<Value>, ApiError> {
+        loop {
+            let chunk = tokio::time::timeout(self.idle, self.upstream.body.chunk())
+                .await
+                .map_err(|_| {
+                    ApiError::server(
+                        http::StatusCode::GATEWAY_TIMEOUT,
+                        format!(
+                            "The upstream sent nothing for {:?} (upstream.stream_idle_timeout).",
+                            self.idle
+                        ),
+                    )
+                    .with_code("upstream_idle_timeout")
+                })?
+                .map_err(|e| {
+                    ApiError::server(
+                        http::StatusCode::BAD_GATEWAY,
+                        format!("The upstream connection failed mid-stream: {e}"),
+                    )
+                    .with_code("upstream_stream_error")
+                })?;
+            let events = match chunk {
+                Some(chunk) => self.parser.push(chunk),
+                None => {
+                    let rest = self.parser.finish();
+                    return Ok(rest.iter().filter_map(event_json).collect());
+                }
+            };
+            let parsed: Vec<Value> = events.iter().filter_map(event_json).collect();
+            for event in &parsed {
+                self.note_usage(event);
+            }
+            if !parsed.is_empty() {
+                return Ok(parsed);
+            }
+        }
+    }
+
+    fn note_usage(&self, event: &Value) {
+        if let Some(usage) = event
+            .pointer("/response/usage")
+            .and_then(Usage::from_responses)
+        {
+            self.meta.update(|i| i.usage = Some(usage));
+        }
+    }
+}
+
+/// Non-streaming: assemble each choice from its events, then merge the choices.
+async fn complete(
+    plan: ChatPlan,
+    upstreams: Vec<UpstreamResponse>,
+    limits: Limits,
+    meta: RequestMeta,
+) -> Result<Response, ApiError> {
+    let ctx = ChatContext {
+        model: plan.model.clone(),
+        legacy_functions: plan.legacy_functions,
+    };
+    let runs = upstreams.into_iter().map(|upstream| {
+        let builder = CompletionBuilder::new(ctx.clone(), plan.stop.clone());
+        let source = EventSource::new(upstream, limits, meta.clone());
+        assemble(source, builder, limits.request_timeout)
+    });
+    let results = futures_util::future::join_all(runs).await;
+    let mut completions = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let mut merged = completions.remove(0);
+    if !completions.is_empty() {
+        merge_choices(&mut merged, completions);
+        meta.update(|i| i.usage = usage_of(&merged));
+    }
+    Ok(Json(merged).into_response())
+}
+
+/// One choice's completion, bounded by the request timeout as a whole.
+async fn assemble(
+    mut source: EventSource,
+    mut builder: CompletionBuilder,
+    timeout: Duration,
+) -> Result<Value, ApiError> {
+    let read = async {
+        loop {
+            let batch = source.next_batch().await?;
+            if batch.is_empty() {
+                break;
+            }
+            if batch.iter().any(|event| builder.push(event)) {
+                break;
+            }
+        }
+        builder.finish()
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::server(
+                http::StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "The upstream did not finish within {timeout:?} (upstream.request_timeout)."
+                ),
+            )
+            .with_code("upstream_timeout"))
+        })
+}
+
+/// Appends the other completions' choices (re-indexed) and sums their usage.
+fn merge_choices(first: &mut Value, others: Vec<Value>) {
+    let mut usage = first.get("usage").cloned();
+    for (offset, other) in others.into_iter().enumerate() {
+        let index = offset + 1;
+        if let Some(choices) = other.get("choices").and_then(Value::as_array) {
+            for choice in choices {
+                let mut choice = choice.clone();
+                choice["index"] = Value::from(index);
+                if let Some(list) = first.get_mut("choices").and_then(Value::as_array_mut) {
+                    list.push(choice);
+                }
+            }
+        }
+        usage = match (usage, other.get("usage")) {
+            (Some(a), Some(b)) => Some(sum_usage(&a, b)),
+            _ => None,
+        };
+    }
+    match usage {
+        Some(u) => first["usage"] = u,
+        None => {
+            if let Some(obj) = first.as_object_mut() {
+                obj.remove("usage");
+            }
+        }
+    }
+}
+
+/// Adds two chat `usage` objects field by field (nested details included).
+fn sum_usage(a: &Value, b: &Value) -> Value {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            Value::from(x.as_u64().unwrap_or(0) + y.as_u64().unwrap_or(0))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            let mut out = x.clone();
+            for (k, v) in y {
+                let summed = match x.get(k) {
+                    Some(existing) => sum_usage(existing, v),
+                    None => v.clone(),
+                };
+                out.insert(k.clone(), summed);
+            }
+            Value::Object(out)
+        }
+        (keep, _) => keep.clone(),
+    }
+}
+
+/// Chat usage → the ledger's [`Usage`].
+fn usage_of(completion: &Value) -> Option<Usage> {
+    let u = completion.get("usage")?;
+    let n = |p: &str| u.pointer(p).and_then(Value::as_u64).unwrap_or(0);
+    Some(Usage {
+        input_tokens: n("/prompt_tokens"),
+        output_tokens: n("/completion_tokens"),
+        cached_tokens: n("/prompt_tokens_details/cached_tokens"),
+        reasoning_tokens: n("/completion_tokens_details/reasoning_tokens"),
+        tool_calls: 0,
+    })
+}
+
+/// What one choice's stream produces.
+enum ChoiceItem {
+    Frame(Bytes),
+    /// An error frame: the whole response ends after it.
+    Error(Bytes),
+    Usage(Value),
+}
+
+fn frame(json: &Value) -> Bytes {
+    Bytes::from(format!("data: {json}\n\n"))
+}
+
+const DONE: &[u8] = b"data: [DONE]\n\n";
+
+/// Translates one upstream stream into chat chunks; ends when the translator is done, which
+/// drops (and so cancels) the upstream request.
+fn choice_stream(
+    source: EventSource,
+    translator: ChunkTranslator,
+) -> impl Stream<Item = ChoiceItem> + Send + 'static {
+    struct State {
+        source: EventSource,
+        translator: ChunkTranslator,
+        finished: bool,
+    }
+    let state = State {
+        source,
+        translator,
+        finished: false,
+    };
+    futures_util::stream::unfold(state, |mut st| async move {
+        if st.finished {
+            return None;
+        }
+        let outs = match st.source.next_batch().await {
+            Ok(batch) if batch.is_empty() => st.translator.on_upstream_end(),
+            Ok(batch) => {
+                let mut outs = Vec::new();
+                for event in &batch {
+                    outs.extend(st.translator.on_event(event));
+                    if st.translator.is_done() {
+                        break;
+                    }
+                }
+                outs
+            }
+            Err(err) => st.translator.on_upstream_error(&err),
+        };
+        let mut items: Vec<ChoiceItem> = outs
+            .into_iter()
+            .map(|out| match out {
+                ChunkOut::Chunk(json) => ChoiceItem::Frame(frame(&json)),
+                ChunkOut::Error(json) => ChoiceItem::Error(frame(&json)),
+            })
+            .collect();
+        if st.translator.is_done() || items.iter().any(|i| matches!(i, ChoiceItem::Error(_))) {
+            st.finished = true;
+            if let Some(usage) = st.translator.usage() {
+                items.push(ChoiceItem::Usage(usage));
+            }
+        }
+        Some((futures_util::stream::iter(items), st))
+    })
+    .flatten()
+}
+
+/// Streaming: chunks as each upstream event arrives, merged over `n` choices, then `[DONE]`.
+fn stream_response(
+    plan: ChatPlan,
+    upstreams: Vec<UpstreamResponse>,
+    limits: Limits,
+    meta: RequestMeta,
+) -> Response {
+    let n = upstreams.len();
+    let shared_id = (n > 1).then(|| format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()));
+    let created = (n > 1).then(unix_now);
+    let choices: Vec<_> = upstreams
+        .into_iter()
+        .enumerate()
+        .map(|(index, upstream)| {
+            let translator = ChunkTranslator::new(StreamContext {
+                model: plan.model.clone(),
+                include_usage: plan.include_usage,
+                emit_usage_chunk: n == 1,
+                legacy_functions: plan.legacy_functions,
+                choice_index: index as u32,
+                id: shared_id.clone(),
+                created,
+                stop: plan.stop.clone(),
+            });
+            choice_stream(EventSource::new(upstream, limits, meta.clone()), translator).boxed()
+        })
+        .collect();
+    let merged = futures_util::stream::select_all(choices);
+    let tail = MergeTail {
+        include_usage: plan.include_usage && n > 1,
+        id: shared_id.unwrap_or_default(),
+        created: created.unwrap_or(0),
+        model: plan.model,
+        usage: None,
+        errored: false,
+    };
+    let body = futures_util::stream::unfold(
+        (merged, tail, false),
+        |(mut merged, mut tail, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                match merged.next().await {
+                    Some(ChoiceItem::Frame(bytes)) => {
+                        return Some((
+                            Ok::<_, std::convert::Infallible>(bytes),
+                            (merged, tail, false),
+                        ));
+                    }
+                    Some(ChoiceItem::Error(bytes)) => {
+                        tail.errored = true;
+                        let mut out = bytes.to_vec();
+                        out.extend_from_slice(DONE);
+                        return Some((Ok(Bytes::from(out)), (merged, tail, true)));
+                    }
+                    Some(ChoiceItem::Usage(usage)) => tail.add(usage),
+                    None => return Some((Ok(tail.finish()), (merged, tail, true))),
+                }
+            }
+        },
+    );
+    let mut response = Response::new(Body::from_stream(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// The end of a merged `n > 1` stream: one summed usage chunk, then `[DONE]`.
+struct MergeTail {
+    include_usage: bool,
+    id: String,
+    created: i64,
+    model: String,
+    usage: Option<Value>,
+    errored: bool,
+}
+
+impl MergeTail {
+    fn add(&mut self, usage: Value) {
+        self.usage = Some(match self.usage.take() {
+            Some(sum) => sum_usage(&sum, &usage),
+            None => usage,
+        });
+    }
+
+    fn finish(&mut self) -> Bytes {
+        let mut out = Vec::new();
+        let usage = (self.include_usage && !self.errored)
+            .then(|| self.usage.take())
+            .flatten();
+        if let Some(usage) = usage {
+            let chunk = usage_chunk(&self.id, self.created, &self.model, usage);
+            out.extend_from_slice(&frame(&chunk));
+        }
+        out.extend_from_slice(DONE);
+        Bytes::from(out)
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

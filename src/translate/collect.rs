@@ -1,0 +1,197 @@
+//! Rebuilds the `output` array from stream events, for when the terminal event's
+//! response carries an empty `output` or never arrives (a stop string ended the stream).
+//!
+//! Finished items (`response.output_item.done`) are taken as sent; items that never got
+//! a `.done` are rebuilt from their deltas.
+
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Default)]
+struct Slot {
+    key: String,
+    output_index: Option<u64>,
+    kind: Option<String>,
+    added: Option<Value>,
+    done: Option<Value>,
+    texts: BTreeMap<u64, String>,
+    refusal: String,
+    arguments: String,
+    summary: BTreeMap<u64, String>,
+    reasoning: BTreeMap<u64, String>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Collector {
+    slots: Vec<Slot>,
+}
+
+/// The key an event's item is tracked by: its id, else its output position.
+pub(crate) fn event_item_key(event: &Value) -> String {
+    event["item_id"]
+        .as_str()
+        .or_else(|| event["item"]["id"].as_str())
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("#{}", event["output_index"].as_u64().unwrap_or(0)))
+}
+
+fn index(event: &Value, key: &str) -> u64 {
+    event[key].as_u64().unwrap_or(0)
+}
+
+/// Appends a delta; a `.done` text only fills a part that got no deltas.
+fn append(map: &mut BTreeMap<u64, String>, at: u64, delta: &str) {
+    map.entry(at).or_default().push_str(delta);
+}
+
+fn fill(map: &mut BTreeMap<u64, String>, at: u64, full: &str) {
+    let part = map.entry(at).or_default();
+    if part.is_empty() {
+        full.clone_into(part);
+    }
+}
+
+impl Collector {
+    fn slot(&mut self, event: &Value, kind: &str) -> &mut Slot {
+        let key = event_item_key(event);
+        let pos = match self.slots.iter().position(|s| s.key == key) {
+            Some(pos) => pos,
+            None => {
+                self.slots.push(Slot {
+                    key,
+                    ..Slot::default()
+                });
+                self.slots.len() - 1
+            }
+        };
+        let slot = &mut self.slots[pos];
+        if slot.output_index.is_none() {
+            slot.output_index = event["output_index"].as_u64();
+        }
+        if slot.kind.is_none() && !kind.is_empty() {
+            slot.kind = Some(kind.to_owned());
+        }
+        slot
+    }
+
+    pub fn on_event(&mut self, event: &Value) {
+        let text = |key: &str| event[key].as_str().unwrap_or_default();
+        match event["type"].as_str().unwrap_or_default() {
+            "response.output_item.added" => {
+                let kind = event["item"]["type"].as_str().unwrap_or_default();
+                self.slot(event, kind).added = Some(event["item"].clone());
+            }
+            "response.output_item.done" => {
+                let kind = event["item"]["type"].as_str().unwrap_or_default();
+                self.slot(event, kind).done = Some(event["item"].clone());
+            }
+            "response.output_text.delta" => {
+                let at = index(event, "content_index");
+                append(&mut self.slot(event, "message").texts, at, text("delta"));
+            }
+            "response.output_text.done" => {
+                let at = index(event, "content_index");
+                fill(&mut self.slot(event, "message").texts, at, text("text"));
+            }
+            "response.refusal.delta" => {
+                self.slot(event, "message").refusal.push_str(text("delta"));
+            }
+            "response.refusal.done" => {
+                let slot = self.slot(event, "message");
+                if slot.refusal.is_empty() {
+                    slot.refusal = text("refusal").to_owned();
+                }
+            }
+            "response.function_call_arguments.delta" => {
+                self.slot(event, "function_call")
+                    .arguments
+                    .push_str(text("delta"));
+            }
+            "response.function_call_arguments.done" => {
+                let full = text("arguments");
+                if !full.is_empty() {
+                    self.slot(event, "function_call").arguments = full.to_owned();
+                }
+            }
+            "response.reasoning_summary_text.delta" => {
+                let at = index(event, "summary_index");
+                append(
+                    &mut self.slot(event, "reasoning").summary,
+                    at,
+                    text("delta"),
+                );
+            }
+            "response.reasoning_summary_text.done" => {
+                let at = index(event, "summary_index");
+                fill(&mut self.slot(event, "reasoning").summary, at, text("text"));
+            }
+            "response.reasoning_text.delta" => {
+                let at = index(event, "content_index");
+                append(
+                    &mut self.slot(event, "reasoning").reasoning,
+                    at,
+                    text("delta"),
+                );
+            }
+            "response.reasoning_text.done" => {
+                let at = index(event, "content_index");
+                fill(
+                    &mut self.slot(event, "reasoning").reasoning,
+                    at,
+                    text("text"),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// The output items in output order.
+    pub fn output(&self) -> Vec<Value> {
+        let mut slots: Vec<&Slot> = self.slots.iter().collect();
+        slots.sort_by_key(|s| s.output_index.unwrap_or(u64::MAX));
+        slots.into_iter().filter_map(Slot::item).collect()
+    }
+}
+
+impl Slot {
+    fn item(&self) -> Option<Value> {
+        if let Some(done) = &self.done {
+            return Some(done.clone());
+        }
+        let added = self.added.as_ref();
+        let from_added = |key: &str| added.map_or(Value::Null, |a| a[key].clone());
+        match self.kind.as_deref()? {
+            "message" => {
+                let mut content: Vec<Value> = self
+                    .texts
+                    .values()
+                    .map(|t| json!({"type": "output_text", "text": t, "annotations": []}))
+                    .collect();
+                if !self.refusal.is_empty() {
+                    content.push(json!({"type": "refusal", "refusal": self.refusal}));
+                }
+                Some(json!({"type": "message", "role": "assistant", "content": content}))
+            }
+            "function_call" => Some(json!({
+                "type": "function_call",
+                "id": self.key,
+                "call_id": from_added("call_id"),
+                "name": from_added("name"),
+                "arguments": self.arguments,
+            })),
+            "reasoning" => {
+                let parts = |map: &BTreeMap<u64, String>, kind: &str| -> Vec<Value> {
+                    map.values()
+                        .map(|t| json!({"type": kind, "text": t}))
+                        .collect()
+                };
+                Some(json!({
+                    "type": "reasoning",
+                    "summary": parts(&self.summary, "summary_text"),
+                    "content": parts(&self.reasoning, "reasoning_text"),
+                }))
+            }
+            _ => added.cloned(),
+        }
+    }
+}

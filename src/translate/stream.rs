@@ -1,0 +1,484 @@
+//! Responses stream events → `chat.completion.chunk`s (translation.md C).
+//!
+//! A state machine fed one upstream event at a time. It sends exactly one finish chunk
+//! (at the terminal event or at a stop-string match), never empty filler chunks, and an
+//! error frame instead of a finish chunk when upstream fails or ends early.
+
+use super::collect::event_item_key;
+use super::output::{calls_or_stop, created_secs, finish_reason};
+use super::response::truncated;
+use super::stop::StopMatcher;
+use super::upstream_error::error_from_payload;
+use crate::error::ApiError;
+use serde_json::{Map, Value, json};
+use std::collections::{HashMap, HashSet};
+
+pub use super::usage::{chat_usage, usage_chunk};
+
+/// What the chunks need from the request and the handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamContext {
+    /// Fallback model name (Model Studio's `response.created` says `""`).
+    pub model: String,
+    /// Emit the usage chunk (`choices: []`) before `[DONE]`; every earlier chunk then
+    /// carries `"usage": null`.
+    pub include_usage: bool,
+    /// False when the handler merges n>1 choices and emits one usage chunk itself.
+    pub emit_usage_chunk: bool,
+    pub legacy_functions: bool,
+    /// 0 normally; i for the i-th of n parallel choices.
+    pub choice_index: u32,
+    /// Fixed chunk id (n>1: the handler picks one); None = "chatcmpl-" + response.id.
+    pub id: Option<String>,
+    pub created: Option<i64>,
+    pub stop: Vec<String>,
+}
+
+/// One downstream SSE payload; the handler writes `data: <json>\n\n` for each and
+/// `data: [DONE]\n\n` itself once the translator is done.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChunkOut {
+    Chunk(Value),
+    /// `{"error":{...}}`; no finish chunk follows.
+    Error(Value),
+}
+
+/// A function call, tracked by its item id so parallel calls never share an index.
+#[derive(Debug, Default)]
+struct ToolState {
+    index: u32,
+    announced: bool,
+    /// Some argument text has been sent: `.done` events must not repeat it.
+    args_sent: bool,
+    /// Fragments that arrived before the call could be announced.
+    pending: String,
+    /// Legacy mode answers with one call; later ones are not sent.
+    ignored: bool,
+}
+
+type PartKey = (String, &'static str, u64);
+
+#[derive(Debug)]
+pub struct ChunkTranslator {
+    ctx: StreamContext,
+    id: Option<String>,
+    created: Option<i64>,
+    model: String,
+    matcher: StopMatcher,
+    role_sent: bool,
+    tools: HashMap<String, ToolState>,
+    next_tool_index: u32,
+    calls_sent: bool,
+    legacy_call: Option<String>,
+    /// Text / refusal / reasoning parts that produced output, so `.done` events and the
+    /// terminal response only fill in what was never streamed.
+    parts_seen: HashSet<PartKey>,
+    last_text_item: Option<String>,
+    last_reasoning: Option<PartKey>,
+    usage: Option<Value>,
+    done: bool,
+    out: Vec<ChunkOut>,
+}
+
+impl ChunkTranslator {
+    pub fn new(ctx: StreamContext) -> Self {
+        Self {
+            id: ctx.id.clone(),
+            created: ctx.created,
+            model: ctx.model.clone(),
+            matcher: StopMatcher::new(ctx.stop.clone()),
+            ctx,
+            role_sent: false,
+            tools: HashMap::new(),
+            next_tool_index: 0,
+            calls_sent: false,
+            legacy_call: None,
+            parts_seen: HashSet::new(),
+            last_text_item: None,
+            last_reasoning: None,
+            usage: None,
+            done: false,
+            out: Vec::new(),
+        }
+    }
+
+    /// A terminal event, a stop match or an error happened: stop reading, cancel upstream.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Chat-shaped usage once the terminal event reported it.
+    pub fn usage(&self) -> Option<Value> {
+        self.usage.clone()
+    }
+
+    pub fn on_event(&mut self, event: &Value) -> Vec<ChunkOut> {
+        if self.done {
+            return Vec::new();
+        }
+        if let Some(err) = error_from_payload(event) {
+            self.fail(&err);
+            return self.take();
+        }
+        if event["response"].is_object() {
+            self.note_response(&event["response"]);
+        }
+        let key = event_item_key(event);
+        let str_of = |field: &str| event[field].as_str().unwrap_or_default();
+        let index_of = |field: &str| event[field].as_u64().unwrap_or(0);
+        match event["type"].as_str().unwrap_or_default() {
+            "response.created" if !self.role_sent => {
+                self.emit(json!({"content": ""}), None);
+            }
+            "response.output_item.added" if event["item"]["type"] == "function_call" => {
+                self.announce(&key, &event["item"], None);
+            }
+            "response.output_text.delta" => {
+                self.parts_seen
+                    .insert((key.clone(), "text", index_of("content_index")));
+                self.send_text(&key, str_of("delta"));
+            }
+            "response.output_text.done"
+                if self
+                    .parts_seen
+                    .insert((key.clone(), "text", index_of("content_index"))) =>
+            {
+                self.send_text(&key, str_of("text"));
+            }
+            "response.refusal.delta" => {
+                self.parts_seen.insert((key.clone(), "refusal", 0));
+                self.send_refusal(str_of("delta"));
+            }
+            "response.refusal.done" if self.parts_seen.insert((key.clone(), "refusal", 0)) => {
+                self.send_refusal(str_of("refusal"));
+            }
+            kind @ ("response.reasoning_summary_text.delta"
+            | "response.reasoning_text.delta"
+            | "response.reasoning_summary_text.done"
+            | "response.reasoning_text.done") => {
+                let (part, at) = if kind.contains("summary") {
+                    ("summary", index_of("summary_index"))
+                } else {
+                    ("reasoning", index_of("content_index"))
+                };
+                let part_key = (key, part, at);
+                if kind.ends_with(".delta") {
+                    self.parts_seen.insert(part_key.clone());
+                    self.send_reasoning(part_key, str_of("delta"));
+                } else if self.parts_seen.insert(part_key.clone()) {
+                    self.send_reasoning(part_key, str_of("text"));
+                }
+            }
+            "response.function_call_arguments.delta" => self.arguments(&key, str_of("delta")),
+            "response.function_call_arguments.done" => {
+                self.arguments_done(&key, str_of("arguments"));
+            }
+            "response.output_item.done" => self.item_done(&key, &event["item"]),
+            "response.completed" | "response.incomplete" => self.terminal(&event["response"]),
+            _ => {}
+        }
+        self.take()
+    }
+
+    /// No terminal event seen → an error frame, never a fake "stop".
+    pub fn on_upstream_end(&mut self) -> Vec<ChunkOut> {
+        if !self.done {
+            self.fail(&truncated());
+        }
+        self.take()
+    }
+
+    /// Transport failure or idle timeout mid-stream → one error frame.
+    pub fn on_upstream_error(&mut self, err: &ApiError) -> Vec<ChunkOut> {
+        if !self.done {
+            self.fail(err);
+        }
+        self.take()
+    }
+
+    fn take(&mut self) -> Vec<ChunkOut> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Held-back text is dropped on errors: the answer is incomplete either way.
+    fn fail(&mut self, err: &ApiError) {
+        self.out.push(ChunkOut::Error(err.to_json()));
+        self.done = true;
+    }
+
+    /// Picks up id, creation time and (if non-empty, and nothing was sent yet) model.
+    fn note_response(&mut self, response: &Value) {
+        if self.id.is_none()
+            && let Some(id) = response["id"].as_str()
+        {
+            self.id = Some(format!("chatcmpl-{id}"));
+        }
+        if self.created.is_none() {
+            self.created = created_secs(&response["created_at"]);
+        }
+        if !self.role_sent
+            && let Some(model) = response["model"].as_str().filter(|m| !m.is_empty())
+        {
+            model.clone_into(&mut self.model);
+        }
+    }
+
+    fn chunk(&mut self, delta: Value, finish: Option<&str>) -> Value {
+        let id = self
+            .id
+            .get_or_insert_with(|| "chatcmpl-".to_owned())
+            .clone();
+        let created = *self.created.get_or_insert(0);
+        let mut chunk = Map::new();
+        chunk.insert("id".into(), id.into());
+        chunk.insert("object".into(), "chat.completion.chunk".into());
+        chunk.insert("created".into(), created.into());
+        chunk.insert("model".into(), self.model.clone().into());
+        chunk.insert(
+            "choices".into(),
+            json!([{
+                "index": self.ctx.choice_index,
+                "delta": delta,
+                "logprobs": null,
+                "finish_reason": finish,
+            }]),
+        );
+        if self.ctx.include_usage {
+            chunk.insert("usage".into(), Value::Null);
+        }
+        Value::Object(chunk)
+    }
+
+    /// The first chunk of the stream carries the role.
+    fn emit(&mut self, delta: Value, finish: Option<&str>) {
+        let delta = if self.role_sent {
+            delta
+        } else {
+            self.role_sent = true;
+            let mut with_role = Map::new();
+            with_role.insert("role".into(), "assistant".into());
+            if let Value::Object(fields) = delta {
+                with_role.extend(fields);
+            }
+            Value::Object(with_role)
+        };
+        let chunk = self.chunk(delta, finish);
+        self.out.push(ChunkOut::Chunk(chunk));
+    }
+
+    fn finish_with(&mut self, reason: &str) {
+        self.emit(json!({}), Some(reason));
+        self.done = true;
+    }
+
+    /// Content goes through the stop matcher; message items are separated like in the
+    /// non-streaming answer.
+    fn send_text(&mut self, item: &str, text: &str) {
+        if self.done || text.is_empty() {
+            return;
+        }
+        let mut text = text.to_owned();
+        if self
+            .last_text_item
+            .as_deref()
+            .is_some_and(|last| last != item)
+        {
+            text.insert_str(0, "\n\n");
+        }
+        self.last_text_item = Some(item.to_owned());
+        let step = self.matcher.push(&text);
+        if !step.emit.is_empty() {
+            self.emit(json!({"content": step.emit}), None);
+        }
+        if step.matched {
+            // Usage is unknown when the gateway stops early, so no usage chunk follows.
+            let reason = calls_or_stop(self.calls_sent, self.ctx.legacy_functions);
+            self.finish_with(reason);
+        }
+    }
+
+    fn send_refusal(&mut self, text: &str) {
+        if !self.done && !text.is_empty() {
+            self.emit(json!({"refusal": text}), None);
+        }
+    }
+
+    fn send_reasoning(&mut self, key: PartKey, text: &str) {
+        if self.done || text.is_empty() {
+            return;
+        }
+        let separate = self
+            .last_reasoning
+            .as_ref()
+            .is_some_and(|last| *last != key);
+        let text = if separate {
+            format!("\n\n{text}")
+        } else {
+            text.to_owned()
+        };
+        self.last_reasoning = Some(key);
+        self.emit(json!({"reasoning_content": text}), None);
+    }
+
+    fn call_delta(&mut self, index: u32, header: Option<(&str, &str)>, arguments: &str) -> Value {
+        if self.ctx.legacy_functions {
+            let mut call = Map::new();
+            if let Some((_, name)) = header {
+                call.insert("name".into(), name.into());
+            }
+            call.insert("arguments".into(), arguments.into());
+            json!({"function_call": call})
+        } else {
+            let call = match header {
+                Some((call_id, name)) => json!({
+                    "index": index,
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": name, "arguments": arguments},
+                }),
+                None => json!({"index": index, "function": {"arguments": arguments}}),
+            };
+            json!({"tool_calls": [call]})
+        }
+    }
+
+    /// First sight of a call: its header, with the arguments known so far.
+    fn announce(&mut self, key: &str, item: &Value, full_arguments: Option<&str>) {
+        if self.done {
+            return;
+        }
+        let legacy = self.ctx.legacy_functions;
+        let taken = self.legacy_call.as_deref().is_some_and(|k| k != key);
+        let next_index = self.next_tool_index;
+        let state = self.tools.entry(key.to_owned()).or_default();
+        if state.announced || state.ignored {
+            return;
+        }
+        if legacy && taken {
+            state.ignored = true;
+            return;
+        }
+        state.announced = true;
+        state.index = next_index;
+        let arguments = match full_arguments {
+            Some(full) if !full.is_empty() => full.to_owned(),
+            _ => std::mem::take(&mut state.pending),
+        };
+        state.args_sent = !arguments.is_empty();
+        if legacy {
+            self.legacy_call = Some(key.to_owned());
+        } else {
+            self.next_tool_index += 1;
+        }
+        self.calls_sent = true;
+        let call_id = item["call_id"].as_str().unwrap_or_default();
+        let name = item["name"].as_str().unwrap_or_default();
+        let delta = self.call_delta(next_index, Some((call_id, name)), &arguments);
+        self.emit(delta, None);
+    }
+
+    fn arguments(&mut self, key: &str, fragment: &str) {
+        if self.done || fragment.is_empty() {
+            return;
+        }
+        let state = self.tools.entry(key.to_owned()).or_default();
+        if state.ignored {
+            return;
+        }
+        if !state.announced {
+            state.pending.push_str(fragment);
+            return;
+        }
+        state.args_sent = true;
+        let index = state.index;
+        let delta = self.call_delta(index, None, fragment);
+        self.emit(delta, None);
+    }
+
+    /// Full arguments, sent only when no fragment was (some providers send them only here).
+    fn arguments_done(&mut self, key: &str, full: &str) {
+        if self.done || full.is_empty() {
+            return;
+        }
+        let state = self.tools.entry(key.to_owned()).or_default();
+        if state.ignored || state.args_sent {
+            return;
+        }
+        if !state.announced {
+            full.clone_into(&mut state.pending);
+            return;
+        }
+        state.args_sent = true;
+        let index = state.index;
+        let delta = self.call_delta(index, None, full);
+        self.emit(delta, None);
+    }
+
+    fn item_done(&mut self, key: &str, item: &Value) {
+        match item["type"].as_str() {
+            Some("function_call") => {
+                let full = item["arguments"].as_str().unwrap_or_default();
+                let announced = self.tools.get(key).is_some_and(|s| s.announced);
+                if announced {
+                    self.arguments_done(key, full);
+                } else {
+                    self.announce(key, item, Some(full));
+                }
+            }
+            Some("message") => {
+                let parts = item["content"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+                for (i, part) in parts.iter().enumerate() {
+                    let (kind, at) = match part["type"].as_str() {
+                        Some("output_text") => ("text", i as u64),
+                        Some("refusal") => ("refusal", 0),
+                        _ => continue,
+                    };
+                    if !self.parts_seen.insert((key.to_owned(), kind, at)) {
+                        continue;
+                    }
+                    if kind == "text" {
+                        self.send_text(key, part["text"].as_str().unwrap_or_default());
+                    } else {
+                        self.send_refusal(part["refusal"].as_str().unwrap_or_default());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `response.completed` / `response.incomplete`: send what was never streamed, the
+    /// held-back text, the one finish chunk and the usage chunk.
+    fn terminal(&mut self, response: &Value) {
+        let output = response["output"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        for item in output {
+            if let Some(id) = item["id"].as_str() {
+                self.item_done(id, item);
+            }
+        }
+        if self.done {
+            return;
+        }
+        let rest = self.matcher.flush();
+        if !rest.is_empty() {
+            self.emit(json!({"content": rest}), None);
+        }
+        self.usage = response
+            .get("usage")
+            .filter(|u| u.is_object())
+            .map(chat_usage);
+        let reason = finish_reason(response, self.calls_sent, self.ctx.legacy_functions);
+        self.finish_with(reason);
+        if self.ctx.include_usage
+            && self.ctx.emit_usage_chunk
+            && let Some(usage) = self.usage.clone()
+        {
+            let id = self.id.clone().unwrap_or_default();
+            let chunk = usage_chunk(&id, self.created.unwrap_or(0), &self.model, usage);
+            self.out.push(ChunkOut::Chunk(chunk));
+        }
+    }
+}
