@@ -154,7 +154,11 @@ async fn stream_with_usage_follows_the_chunk_rules() {
             );
         }
     }
-    assert_eq!(content_of(&chunks).matches("トークン").count(), 4, "30 tokens cycle 8 words");
+    assert_eq!(
+        content_of(&chunks).matches("トークン").count(),
+        4,
+        "30 tokens cycle 8 words"
+    );
 }
 
 #[tokio::test]
@@ -564,4 +568,59 @@ async fn failures_mid_stream_end_with_an_error_frame_and_done() {
             "no finish chunk after a failure: {headers:?}"
         );
     }
+}
+
+/// Like the pass-through test: the mock sends each event only when the test releases it,
+/// and the test releases the next one only after the client went quiet. Recording how much
+/// text the client had at each release shows every delta arrived before the next event
+/// existed; a buffering translator would show nothing until the end.
+#[tokio::test]
+async fn each_chunk_is_flushed_before_the_next_event_exists() {
+    use futures_util::StreamExt;
+    let (gw, mock) = gateway_with_mock("").await;
+    let res = chat(
+        &gw,
+        json!({"model": MODEL, "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+        &[("x-mock-gate", "chat"), ("x-mock-tokens", "5")],
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let content = |buf: &[u8]| -> String {
+        sse_data(buf)
+            .iter()
+            .filter(|d| *d != "[DONE]")
+            .map(|d| serde_json::from_str::<Value>(d).unwrap())
+            .filter_map(|c| {
+                c.pointer("/choices/0/delta/content")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .collect()
+    };
+    let mut stream = res.bytes_stream();
+    let mut buf = Vec::new();
+    let mut text_at_release = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_millis(200), stream.next()).await {
+            Ok(Some(chunk)) => buf.extend_from_slice(&chunk.unwrap()),
+            Ok(None) => break,
+            Err(_) => {
+                // 13 events: the first needs no release, so 12 releases end the stream.
+                assert!(
+                    text_at_release.len() < 12,
+                    "stream stalled after all events were released"
+                );
+                text_at_release.push(content(&buf));
+                mock.release("chat");
+            }
+        }
+    }
+    assert_eq!(content(&buf), "token トークン qwen テスト stream ");
+    let mut grew: Vec<&String> = text_at_release.iter().filter(|t| !t.is_empty()).collect();
+    grew.dedup();
+    assert_eq!(
+        grew.len(),
+        5,
+        "each delta reached the client before the next event: {text_at_release:?}"
+    );
 }

@@ -45,6 +45,9 @@ pub async fn completions(
         max_stop: state.settings.chat.max_stop,
     };
     let plan = chat_to_responses(&chat, &limits)?;
+    if !plan.dropped.is_empty() {
+        tracing::debug!(fields = ?plan.dropped, "chat fields accepted but not sent upstream (best-effort hints)");
+    }
     meta.update(|i| {
         i.model = Some(plan.model.clone());
         i.stream = plan.stream;
