@@ -62,6 +62,24 @@ pub struct UpstreamConfig {
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
     pub max_response_bytes: usize,
+    /// Bound on one request's whole walk over keys and regions (all attempts together).
+    #[serde(with = "humantime_serde")]
+    pub failover_deadline: Duration,
+    /// How long a 200 stream's opening is held back to catch failures reported in-stream
+    /// (`0s` relays at once but then cannot fail over on them).
+    #[serde(with = "humantime_serde")]
+    pub hold_first_event: Duration,
+    /// How long a key answered with 401/403 stays out of rotation.
+    #[serde(with = "humantime_serde")]
+    pub key_quarantine: Duration,
+    /// How long a rate-limited key rests when the upstream sent no `Retry-After`.
+    #[serde(with = "humantime_serde")]
+    pub rate_limit_cooldown: Duration,
+    /// Consecutive failures that open a region's circuit breaker.
+    pub breaker_threshold: u32,
+    /// How long an open breaker keeps a region out before one trial request.
+    #[serde(with = "humantime_serde")]
+    pub breaker_cooldown: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -103,6 +121,14 @@ pub struct AuthConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoreConfig {
     pub url: String,
+    /// How long response ids are remembered with their region (Model Studio keeps them 7 days).
+    #[serde(with = "humantime_serde")]
+    pub affinity_ttl: Duration,
+    /// Keep each response's input and output items so a conversation whose home region is
+    /// down can be replayed elsewhere (opt-in: it stores conversation content).
+    pub conversations: bool,
+    /// Most turns replayed for one conversation.
+    pub max_replay_turns: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -162,8 +162,26 @@ impl From<crate::upstream::UpstreamError> for ApiError {
             U::Timeout { .. } => {
                 ApiError::server(StatusCode::GATEWAY_TIMEOUT, message).with_code("upstream_timeout")
             }
-            U::NoRegion => ApiError::server(StatusCode::SERVICE_UNAVAILABLE, message)
+            U::NoRegion { .. } => ApiError::server(StatusCode::SERVICE_UNAVAILABLE, message)
                 .with_code("no_upstream_available"),
+            U::RateLimited { retry_after } => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", message)
+                    .with_code("rate_limit_exceeded")
+                    .with_retry_after(Some(Duration::from_secs(
+                        retry_after.as_secs_f64().ceil().max(1.0) as u64,
+                    )))
+            }
+            U::HomeRegionUnavailable { .. } => {
+                ApiError::server(StatusCode::SERVICE_UNAVAILABLE, message)
+                    .with_code("home_region_unavailable")
+            }
+            U::AuthRejected { .. } => {
+                ApiError::server(StatusCode::BAD_GATEWAY, message).with_code("upstream_auth_failed")
+            }
+            U::RegionNotAllowed { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "permission_error", message)
+                    .with_code("region_not_allowed")
+            }
             U::Unreachable { .. } => {
                 ApiError::server(StatusCode::BAD_GATEWAY, message).with_code("upstream_unreachable")
             }

@@ -513,12 +513,24 @@ async fn upstream_errors_become_openai_errors() {
     assert_eq!(res.headers()["retry-after"], "3");
     let err = error_of(res, 429).await;
     assert_eq!(err["type"], "rate_limit_error");
+    // The 429'd key now rests for its Retry-After, so the gateway answers 429 itself.
+    let res = chat(&gw, body.clone(), &[]).await;
+    let wait: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3).contains(&wait), "{wait}");
+    error_of(res, 429).await;
+    // Each case below gets a fresh gateway: key holds must not leak between cases.
+    let (gw, _mock) = gateway_with_mock("").await;
     let err = error_of(
         chat(&gw, body.clone(), &[("x-mock-fail", "rate_limit")]).await,
         429,
     )
     .await;
     assert_eq!(err["type"], "rate_limit_error");
+    let (gw, _mock) = gateway_with_mock("").await;
     let err = error_of(
         chat(&gw, body.clone(), &[("x-mock-status", "401")]).await,
         502,

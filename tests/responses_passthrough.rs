@@ -279,6 +279,26 @@ async fn upstream_errors_are_relayed_with_their_status_and_body() {
     assert_eq!(res.headers()["retry-after"], "7");
     let bytes = res.bytes().await.unwrap();
     assert_eq!(&bytes[..], &mock.requests()[0].response_body[..]);
+    // The only key now rests for its Retry-After: the gateway answers 429 without asking.
+    let resting = client()
+        .post(gw.url("/v1/responses"))
+        .json(&json!({"model": MODEL, "input": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        resting.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            <= 7
+    );
+    let err = assert_openai_error(resting, 429).await;
+    assert_eq!(err["error"]["code"], "rate_limit_exceeded");
+    assert_eq!(mock.requests().len(), 1);
+
+    let (gw, _mock) = gateway_with_mock("").await;
     let unknown_previous = client()
         .post(gw.url("/v1/responses"))
         .json(&json!({"model": MODEL, "input": "hi", "previous_response_id": "nope"}))

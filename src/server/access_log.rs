@@ -57,9 +57,11 @@ pub async fn access_log(mut req: Request, next: Next) -> Response {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned(),
+        endpoint: crate::telemetry::endpoint(req.uri().path()),
         status: 0,
         start,
         meta,
+        streaming: false,
     };
     let response = next.run(req).await;
     let (parts, body) = response.into_parts();
@@ -69,6 +71,10 @@ pub async fn access_log(mut req: Request, next: Next) -> Response {
         let code = marker.0.clone();
         line.meta
             .update(|i| i.error_code = i.error_code.take().or(code));
+    }
+    line.streaming = line.meta.snapshot().stream;
+    if line.streaming {
+        metrics::gauge!("qwen_gateway_open_streams", "endpoint" => line.endpoint).increment(1.0);
     }
     let body = Body::new(LoggedBody {
         inner: body,
@@ -82,9 +88,12 @@ struct LogLine {
     method: String,
     path: String,
     request_id: String,
+    endpoint: &'static str,
     status: u16,
     start: Instant,
     meta: RequestMeta,
+    /// Counted in `qwen_gateway_open_streams` until the line is emitted.
+    streaming: bool,
 }
 
 impl LogLine {
@@ -111,6 +120,48 @@ impl LogLine {
             outcome,
             "request"
         );
+        self.record_metrics(&info, first_byte);
+    }
+
+    fn record_metrics(&self, info: &RequestInfo, first_byte: Option<Instant>) {
+        let endpoint = self.endpoint;
+        if self.streaming {
+            metrics::gauge!("qwen_gateway_open_streams", "endpoint" => endpoint).decrement(1.0);
+        }
+        let region = info.region.as_deref().unwrap_or("none").to_owned();
+        let model = info.model.clone().unwrap_or_else(|| "none".into());
+        metrics::counter!(
+            "qwen_gateway_requests_total",
+            "endpoint" => endpoint,
+            "status" => self.status.to_string(),
+            "region" => region.clone(),
+            "model" => model.clone(),
+        )
+        .increment(1);
+        metrics::histogram!("qwen_gateway_request_duration_seconds", "endpoint" => endpoint)
+            .record(self.start.elapsed().as_secs_f64());
+        if let Some(t) = first_byte {
+            metrics::histogram!("qwen_gateway_time_to_first_byte_seconds", "endpoint" => endpoint)
+                .record(t.duration_since(self.start).as_secs_f64());
+        }
+        if let Some(usage) = &info.usage {
+            for (kind, n) in [
+                ("input", usage.input_tokens),
+                ("output", usage.output_tokens),
+                ("cached", usage.cached_tokens),
+                ("reasoning", usage.reasoning_tokens),
+            ] {
+                if n > 0 {
+                    metrics::counter!(
+                        "qwen_gateway_tokens_total",
+                        "kind" => kind,
+                        "model" => model.clone(),
+                        "region" => region.clone(),
+                    )
+                    .increment(n);
+                }
+            }
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use crate::translate::{
     ChatContext, ChatLimits, ChatPlan, ChunkOut, ChunkTranslator, CompletionBuilder, StreamContext,
     chat_to_responses, normalize_upstream_error, usage_chunk,
 };
-use crate::upstream::{Limits, UpstreamRequest, UpstreamResponse};
+use crate::upstream::{self, Limits, UpstreamRequest, UpstreamResponse};
 use crate::usage::Usage;
 use axum::Json;
 use axum::body::Body;
@@ -88,32 +88,21 @@ async fn open(
     );
     let upstream = state
         .upstream
-        .send(UpstreamRequest {
-            method: Method::POST,
-            path: "/responses".into(),
+        .send(UpstreamRequest::new(
+            Method::POST,
+            "/responses",
             headers,
             body,
-        })
+        ))
         .await?;
     meta.update(|i| i.region = Some(upstream.region.clone()));
     if upstream.status.is_success() {
         return Ok(upstream);
     }
     let status = upstream.status.as_u16();
-    let retry_after = retry_after(&upstream.headers);
+    let retry_after = upstream::retry_after(&upstream.headers);
     let body = upstream.read_body(state.upstream.limits()).await?;
     Err(normalize_upstream_error(status, &body, retry_after))
-}
-
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    headers
-        .get(header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
 }
 
 /// Upstream events of one choice, parsed, with the transport's failures as `Err`.

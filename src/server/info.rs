@@ -30,21 +30,48 @@ pub async fn healthz() -> Response {
     Json(json!({ "status": "ok" })).into_response()
 }
 
-/// 200 when at least one region can take traffic, with each region's state.
+/// 200 when at least one region can take traffic now, with each region's breaker and keys
+/// (variable names only) so an operator sees why a region is skipped.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let regions: Vec<_> = state
         .upstream
         .regions()
         .iter()
-        .map(|r| json!({ "name": r.name(), "state": "available", "keys": r.key_states() }))
+        .map(|r| {
+            json!({
+                "name": r.name(),
+                "available": r.is_available(),
+                "breaker": r.breaker_snapshot(),
+                "keys": r.key_states(),
+            })
+        })
         .collect();
-    let ready = !regions.is_empty();
+    let ready = state.upstream.regions().iter().any(|r| r.is_available());
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(json!({ "ready": ready, "regions": regions }))).into_response()
+}
+
+/// Prometheus text exposition (see [`crate::telemetry`] for the metric names).
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    match crate::telemetry::render(&state.upstream) {
+        Some(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        None => ApiError::server(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics are unavailable: another metrics recorder was installed first",
+        )
+        .into_response(),
+    }
 }
 
 pub async fn not_found(uri: Uri) -> ApiError {

@@ -28,6 +28,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(settings: Settings, regions: Vec<ResolvedRegion>) -> Result<Self, reqwest::Error> {
+        crate::telemetry::handle();
         let upstream = upstream::Router::new(&settings, regions)?;
         Ok(Self {
             models: Arc::new(ModelCatalog::new(settings.models.clone())),
@@ -51,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models/{*id}", get(info::get_model))
         .route("/healthz", get(info::healthz))
         .route("/readyz", get(info::readyz))
+        .route("/metrics", get(info::metrics))
         .fallback(info::not_found)
         .method_not_allowed_fallback(info::method_not_allowed)
         .with_state(state);

@@ -7,6 +7,7 @@
 
 use super::access_log::RequestMeta;
 use crate::sse::{SseParser, event_json};
+use crate::upstream::UpstreamBody;
 use crate::usage::Usage;
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
@@ -117,7 +118,7 @@ fn worth_parsing(data: &str) -> bool {
 
 /// The relay's state between chunks.
 struct Relay {
-    upstream: reqwest::Response,
+    upstream: UpstreamBody,
     splitter: EventSplitter,
     parser: SseParser,
     observed: Observed,
@@ -236,7 +237,7 @@ fn sequence_number(data: &str) -> Option<u64> {
 
 /// The client-facing byte stream for an upstream SSE response.
 pub fn relay_stream(
-    upstream: reqwest::Response,
+    upstream: UpstreamBody,
     idle_timeout: Duration,
     meta: RequestMeta,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {

@@ -80,12 +80,12 @@ pub async fn create(
         meta.update(|i| i.model = Some(upstream_model));
     }
     meta.update(|i| i.stream = probe.stream.unwrap_or(false));
-    let request = UpstreamRequest {
-        method: Method::POST,
-        path: "/responses".into(),
-        headers: headers::to_upstream(&client_headers),
-        body: bytes,
-    };
+    let request = UpstreamRequest::new(
+        Method::POST,
+        "/responses",
+        headers::to_upstream(&client_headers),
+        bytes,
+    );
     let upstream = state.upstream.send(request).await?;
     relay_response(&state, upstream, meta).await
 }
@@ -104,12 +104,12 @@ pub async fn by_id(
         path.push('?');
         path.push_str(&q);
     }
-    let request = UpstreamRequest {
+    let request = UpstreamRequest::new(
         method,
         path,
-        headers: headers::to_upstream(&client_headers),
-        body: Bytes::new(),
-    };
+        headers::to_upstream(&client_headers),
+        Bytes::new(),
+    );
     let upstream = state.upstream.send(request).await?;
     relay_response(&state, upstream, meta).await
 }

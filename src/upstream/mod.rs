@@ -1,23 +1,37 @@
 //! The one place that decides where a request goes and sends it there.
 //!
-//! Handlers hand over an [`UpstreamRequest`] (method, path below the region's base URL,
-//! already-filtered headers, body) and get back the upstream's response head with its body
-//! still unread, so streams can be relayed as they arrive. Which region and which key were
-//! used is reported back, never chosen by the handler.
+//! Inputs: the configured region order, each region's breaker, each key's health, the
+//! request's affinity (the region that holds a conversation) and the client's allowed
+//! regions. Handlers hand over an [`UpstreamRequest`] and get back a response head whose
+//! body is still streaming; which region and key were used is decided here only.
+//!
+//! Failover happens only before anything reached the client: on connection failures,
+//! timeouts before the head, 5xx, and 429 once a region's keys are exhausted — never on other
+//! 4xx, never on content moderation. A 200 stream's first events are held until the first
+//! output event (bounded by `upstream.hold_first_event`) so a failure that arrives just after
+//! the stream opens (Model Studio reports rate limits inside a 200) can still fail over; the
+//! held bytes are then relayed unchanged.
 
+mod body;
+mod breaker;
 mod client;
+mod inspect;
 mod region;
 
+pub use body::UpstreamBody;
+pub use breaker::{BreakerSnapshot, BreakerState};
 pub use client::build_http_client;
 pub use region::{Region, RegionKeyState};
 
 use crate::config::{ResolvedRegion, Settings};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use inspect::Verdict;
+use region::KeyHold;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Why the gateway could not get an answer from any region.
+/// Why the gateway could not get an answer.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     #[error("upstream region '{region}' is unreachable: {detail}")]
@@ -28,12 +42,37 @@ pub enum UpstreamError {
     Body { region: String, detail: String },
     #[error("upstream region '{region}' sent a response larger than {limit} bytes")]
     TooLarge { region: String, limit: usize },
-    #[error("no upstream region is available")]
-    NoRegion,
+    #[error(
+        "the gateway's upstream credentials were rejected by region '{region}'; an operator must check the configured keys"
+    )]
+    AuthRejected { region: String },
+    #[error(
+        "this conversation lives in region '{region}', which is unavailable ({reason}); retry later"
+    )]
+    HomeRegionUnavailable { region: String, reason: String },
+    #[error("every upstream key is rate-limited; retry after {}s", retry_after.as_secs().max(1))]
+    RateLimited { retry_after: Duration },
+    #[error("no upstream region is available{detail}")]
+    NoRegion { detail: String },
+    #[error("this API key may not use any available region (allowed: {allowed})")]
+    RegionNotAllowed { allowed: String },
+}
+
+impl UpstreamError {
+    /// Whether another region might answer where this one failed.
+    pub fn is_region_failure(&self) -> bool {
+        matches!(
+            self,
+            UpstreamError::Unreachable { .. }
+                | UpstreamError::Timeout { .. }
+                | UpstreamError::Body { .. }
+                | UpstreamError::HomeRegionUnavailable { .. }
+        )
+    }
 }
 
 /// What a handler wants sent upstream.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct UpstreamRequest {
     pub method: Method,
     /// Path below the region's base URL, starting with `/` (e.g. `/responses`), plus query.
@@ -41,6 +80,23 @@ pub struct UpstreamRequest {
     /// Client headers that may travel upstream (see `server::headers`); the key is added here.
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The region that must answer (it holds the conversation), if any.
+    pub affinity: Option<String>,
+    /// Regions the client may use (data residency); `None` = all.
+    pub allowed_regions: Option<Vec<String>>,
+}
+
+impl UpstreamRequest {
+    pub fn new(method: Method, path: impl Into<String>, headers: HeaderMap, body: Bytes) -> Self {
+        Self {
+            method,
+            path: path.into(),
+            headers,
+            body,
+            affinity: None,
+            allowed_regions: None,
+        }
+    }
 }
 
 /// A response head from a region; the body is read by the caller.
@@ -49,7 +105,7 @@ pub struct UpstreamResponse {
     pub region: Arc<str>,
     pub status: StatusCode,
     pub headers: HeaderMap,
-    pub body: reqwest::Response,
+    pub body: UpstreamBody,
 }
 
 /// Timeouts and limits applied to every upstream exchange.
@@ -59,6 +115,10 @@ pub struct Limits {
     pub stream_idle_timeout: Duration,
     pub request_timeout: Duration,
     pub max_response_bytes: usize,
+    pub failover_deadline: Duration,
+    pub hold_first_event: Duration,
+    pub key_quarantine: Duration,
+    pub rate_limit_cooldown: Duration,
 }
 
 /// Picks a region and a key for each request and sends it.
@@ -69,18 +129,43 @@ pub struct Router {
     limits: Limits,
 }
 
+/// How one region's attempt ended.
+enum RegionOutcome {
+    Deliver(UpstreamResponse),
+    /// Try the next region; `response` is the upstream's own answer, if it gave one.
+    Next {
+        reason: &'static str,
+        error: Option<UpstreamError>,
+        response: Option<UpstreamResponse>,
+    },
+}
+
 impl Router {
     pub fn new(settings: &Settings, regions: Vec<ResolvedRegion>) -> Result<Self, reqwest::Error> {
-        let http = build_http_client(settings.upstream.connect_timeout)?;
+        let u = &settings.upstream;
+        let http = build_http_client(u.connect_timeout)?;
         let limits = Limits {
-            first_byte_timeout: settings.upstream.first_byte_timeout,
-            stream_idle_timeout: settings.upstream.stream_idle_timeout,
-            request_timeout: settings.upstream.request_timeout,
-            max_response_bytes: settings.upstream.max_response_bytes,
+            first_byte_timeout: u.first_byte_timeout,
+            stream_idle_timeout: u.stream_idle_timeout,
+            request_timeout: u.request_timeout,
+            max_response_bytes: u.max_response_bytes,
+            failover_deadline: u.failover_deadline,
+            hold_first_event: u.hold_first_event,
+            key_quarantine: u.key_quarantine,
+            rate_limit_cooldown: u.rate_limit_cooldown,
         };
+        let regions = regions
+            .into_iter()
+            .filter_map(|r| {
+                Region::new(
+                    r,
+                    breaker::Breaker::new(u.breaker_threshold, u.breaker_cooldown),
+                )
+            })
+            .collect();
         Ok(Self {
             http,
-            regions: regions.into_iter().filter_map(Region::new).collect(),
+            regions,
             limits,
         })
     }
@@ -93,38 +178,205 @@ impl Router {
         &self.regions
     }
 
-    /// Sends `req` to the first region, moving on to the next one only when a region could
-    /// not be reached or timed out before its response head (nothing has reached the client
-    /// yet, so trying elsewhere is safe).
+    pub fn region(&self, name: &str) -> Option<&Region> {
+        self.regions.iter().find(|r| r.name() == name)
+    }
+
+    /// Regions this request may try, in order.
+    fn candidates(&self, req: &UpstreamRequest) -> Result<Vec<&Region>, UpstreamError> {
+        let allowed = |name: &str| {
+            req.allowed_regions
+                .as_ref()
+                .is_none_or(|list| list.iter().any(|r| r == name))
+        };
+        if let Some(home) = req.affinity.as_deref() {
+            let Some(region) = self.region(home) else {
+                return Err(UpstreamError::HomeRegionUnavailable {
+                    region: home.to_owned(),
+                    reason: "it is not configured or has no usable key on this gateway".into(),
+                });
+            };
+            if !allowed(home) {
+                return Err(UpstreamError::RegionNotAllowed {
+                    allowed: req.allowed_regions.clone().unwrap_or_default().join(", "),
+                });
+            }
+            return Ok(vec![region]);
+        }
+        let list: Vec<&Region> = self.regions.iter().filter(|r| allowed(r.name())).collect();
+        if list.is_empty() {
+            return Err(UpstreamError::RegionNotAllowed {
+                allowed: req.allowed_regions.clone().unwrap_or_default().join(", "),
+            });
+        }
+        Ok(list)
+    }
+
+    /// Sends `req`, failing over between regions as described in the module docs.
     pub async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, UpstreamError> {
-        let mut last_error = UpstreamError::NoRegion;
-        for region in &self.regions {
-            match self.send_to(region, &req).await {
-                Ok(response) => return Ok(response),
-                Err(err) => {
-                    tracing::warn!(region = %region.name(), error = %err, "upstream attempt failed");
-                    last_error = err;
+        let deadline = Instant::now() + self.limits.failover_deadline;
+        let candidates = self.candidates(&req)?;
+        let mut last_response: Option<UpstreamResponse> = None;
+        let mut last_error: Option<UpstreamError> = None;
+        let mut skipped = Vec::new();
+        let mut rate_limited_for: Option<Duration> = None;
+        for (i, region) in candidates.iter().enumerate() {
+            if Instant::now() >= deadline {
+                break;
+            }
+            if let Some(wait) = region.rate_limited_for() {
+                skipped.push(format!("{}: every key is rate-limited", region.name()));
+                rate_limited_for = Some(rate_limited_for.map_or(wait, |w| w.min(wait)));
+                continue;
+            }
+            if !region.breaker().try_acquire() {
+                skipped.push(format!("{}: circuit open", region.name()));
+                continue;
+            }
+            match self.try_region(region, &req, deadline).await {
+                RegionOutcome::Deliver(response) => {
+                    region.breaker().record_success();
+                    return Ok(response);
+                }
+                RegionOutcome::Next {
+                    reason,
+                    error,
+                    response,
+                } => {
+                    match reason {
+                        // Keys, not the region, were the problem: the breaker stays as it is.
+                        "rate_limited" | "auth" => region.breaker().record_success(),
+                        _ => region.breaker().record_failure(reason),
+                    }
+                    if i + 1 < candidates.len() {
+                        metrics::counter!("qwen_gateway_failovers_total", "from" => region.name_arc().to_string(), "reason" => reason).increment(1);
+                        tracing::warn!(region = %region.name(), reason, "failing over to the next region");
+                    }
+                    if response.is_some() {
+                        last_response = response;
+                    }
+                    if error.is_some() {
+                        last_error = error;
+                    }
                 }
             }
         }
-        Err(last_error)
+        if let Some(response) = last_response {
+            return Ok(response);
+        }
+        if let Some(error) = last_error {
+            return Err(error);
+        }
+        if let Some(retry_after) = rate_limited_for
+            && skipped.len() == candidates.len()
+        {
+            return Err(UpstreamError::RateLimited { retry_after });
+        }
+        let detail = if skipped.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", skipped.join("; "))
+        };
+        match req.affinity {
+            Some(home) => Err(UpstreamError::HomeRegionUnavailable {
+                region: home,
+                reason: detail.trim_matches([' ', '(', ')']).to_owned(),
+            }),
+            None => Err(UpstreamError::NoRegion { detail }),
+        }
     }
 
-    async fn send_to(
+    /// Tries one region's keys in turn until one gives an answer worth delivering.
+    async fn try_region(
         &self,
         region: &Region,
         req: &UpstreamRequest,
+        deadline: Instant,
+    ) -> RegionOutcome {
+        let mut tried = Vec::new();
+        let mut last_response = None;
+        let mut reason = "rate_limited";
+        while let Some((index, key)) = region.next_key(&tried) {
+            tried.push(index);
+            let started = Instant::now();
+            let budget = self
+                .limits
+                .first_byte_timeout
+                .min(deadline.saturating_duration_since(started));
+            let response = match self
+                .send_once(region, key.secret.expose(), req, budget)
+                .await
+            {
+                Ok(response) => response,
+                Err(err) => {
+                    let reason = if matches!(err, UpstreamError::Timeout { .. }) {
+                        "timeout"
+                    } else {
+                        "connect"
+                    };
+                    return RegionOutcome::Next {
+                        reason,
+                        error: Some(err),
+                        response: None,
+                    };
+                }
+            };
+            metrics::histogram!("qwen_gateway_upstream_head_seconds", "region" => region.name_arc().to_string())
+                .record(started.elapsed().as_secs_f64());
+            match inspect::judge(response, self.limits).await {
+                Verdict::Deliver(response) => return RegionOutcome::Deliver(response),
+                Verdict::KeyRejected(response) => {
+                    region.hold_key(index, KeyHold::Quarantined, self.limits.key_quarantine);
+                    reason = "auth";
+                    last_response = Some(response);
+                }
+                Verdict::RateLimited(response, retry_after) => {
+                    let hold = retry_after.unwrap_or(self.limits.rate_limit_cooldown);
+                    region.hold_key(index, KeyHold::RateLimited, hold);
+                    reason = "rate_limited";
+                    last_response = Some(response);
+                }
+                Verdict::RegionFailed(response, why) => {
+                    return RegionOutcome::Next {
+                        reason: why,
+                        error: None,
+                        response,
+                    };
+                }
+                Verdict::Broken(err) => {
+                    return RegionOutcome::Next {
+                        reason: "stream_error",
+                        error: Some(err),
+                        response: None,
+                    };
+                }
+            }
+        }
+        let error = (reason == "auth").then(|| UpstreamError::AuthRejected {
+            region: region.name().to_owned(),
+        });
+        RegionOutcome::Next {
+            reason,
+            response: if error.is_some() { None } else { last_response },
+            error,
+        }
+    }
+
+    async fn send_once(
+        &self,
+        region: &Region,
+        secret: &str,
+        req: &UpstreamRequest,
+        budget: Duration,
     ) -> Result<UpstreamResponse, UpstreamError> {
-        let key = region.next_key();
         let url = format!("{}{}", region.base_url(), req.path);
         let mut headers = req.headers.clone();
-        let mut auth =
-            HeaderValue::from_str(&format!("Bearer {}", key.secret.expose())).map_err(|_| {
-                UpstreamError::Unreachable {
-                    region: region.name().to_owned(),
-                    detail: format!("the key in {} is not a valid header value", key.env_var),
-                }
-            })?;
+        let mut auth = HeaderValue::from_str(&format!("Bearer {secret}")).map_err(|_| {
+            UpstreamError::Unreachable {
+                region: region.name().to_owned(),
+                detail: "a configured key is not a valid header value".into(),
+            }
+        })?;
         auth.set_sensitive(true);
         headers.insert(header::AUTHORIZATION, auth);
         let request = self
@@ -132,32 +384,53 @@ impl Router {
             .request(req.method.clone(), url)
             .headers(headers)
             .body(req.body.clone());
-        let sent = tokio::time::timeout(self.limits.first_byte_timeout, request.send()).await;
-        let response = match sent {
+        let failed = |status: &'static str| {
+            metrics::counter!(
+                "qwen_gateway_upstream_requests_total",
+                "region" => region.name().to_owned(),
+                "status" => status,
+            )
+            .increment(1);
+        };
+        let response = match tokio::time::timeout(budget, request.send()).await {
             Err(_) => {
+                failed("timeout");
                 return Err(UpstreamError::Timeout {
                     region: region.name().to_owned(),
-                    after: self.limits.first_byte_timeout,
+                    after: budget,
                 });
             }
-            Ok(Err(err)) => return Err(classify(region.name(), &err, self.limits)),
+            Ok(Err(err)) => {
+                let err = classify(region.name(), &err, budget);
+                failed(match err {
+                    UpstreamError::Timeout { .. } => "timeout",
+                    _ => "connect_error",
+                });
+                return Err(err);
+            }
             Ok(Ok(response)) => response,
         };
+        metrics::counter!(
+            "qwen_gateway_upstream_requests_total",
+            "region" => region.name().to_owned(),
+            "status" => response.status().as_str().to_owned(),
+        )
+        .increment(1);
         Ok(UpstreamResponse {
             region: region.name_arc(),
             status: response.status(),
             headers: response.headers().clone(),
-            body: response,
+            body: UpstreamBody::new(response),
         })
     }
 }
 
 /// Turns a transport error into what the client should hear, without leaking headers.
-fn classify(region: &str, err: &reqwest::Error, limits: Limits) -> UpstreamError {
+fn classify(region: &str, err: &reqwest::Error, budget: Duration) -> UpstreamError {
     if err.is_timeout() {
         return UpstreamError::Timeout {
             region: region.to_owned(),
-            after: limits.first_byte_timeout,
+            after: budget,
         };
     }
     let mut detail = err.to_string();
@@ -176,37 +449,23 @@ impl UpstreamResponse {
     /// Reads the whole body, bounded by the request timeout and the size limit.
     pub async fn read_body(mut self, limits: Limits) -> Result<Bytes, UpstreamError> {
         let region = self.region.to_string();
-        let read = async {
-            let mut buf = Vec::new();
-            while let Some(chunk) = self.body.chunk().await.map_err(|e| UpstreamError::Body {
-                region: region.clone(),
-                detail: e.to_string(),
-            })? {
-                if buf.len() + chunk.len() > limits.max_response_bytes {
-                    return Err(UpstreamError::TooLarge {
-                        region: region.clone(),
-                        limit: limits.max_response_bytes,
-                    });
-                }
-                buf.extend_from_slice(&chunk);
-            }
-            Ok(Bytes::from(buf))
-        };
-        tokio::time::timeout(limits.request_timeout, read)
-            .await
-            .unwrap_or_else(|_| {
-                Err(UpstreamError::Timeout {
-                    region: region.clone(),
-                    after: limits.request_timeout,
-                })
-            })
+        self.body.read_all(&region, limits).await
     }
 
     /// Whether the upstream answered with an SSE stream.
     pub fn is_event_stream(&self) -> bool {
-        self.headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/event-stream"))
+        inspect::is_event_stream(&self.headers)
     }
+}
+
+/// `Retry-After` in seconds, if the upstream sent one.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
 }

@@ -59,15 +59,17 @@ pub fn config_toml(base_urls: &[String], extra: &str) -> String {
 /// Loads `toml` as the `--config` layer (with an empty environment layer) and starts the
 /// gateway on an ephemeral port, with `UPSTREAM_KEY` for every region.
 pub async fn start_gateway(toml: &str) -> Gateway {
+    start_gateway_with_keys(toml, |_| UPSTREAM_KEY.to_string()).await
+}
+
+/// Like [`start_gateway`], with each `TEST_KEY_*` variable's value chosen by `key`.
+pub async fn start_gateway_with_keys(toml: &str, key: impl Fn(&str) -> String) -> Gateway {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("gateway.toml");
     std::fs::write(&path, toml).expect("write config");
     let settings = Settings::load_with_env(Some(&path), Some(HashMap::new())).expect("config");
     let regions = settings
-        .resolve_regions(|var| {
-            var.starts_with("TEST_KEY_")
-                .then(|| UPSTREAM_KEY.to_string())
-        })
+        .resolve_regions(|var| var.starts_with("TEST_KEY_").then(|| key(var)))
         .expect("regions")
         .usable;
     let state = AppState::new(settings, regions).expect("state");

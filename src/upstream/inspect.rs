@@ -1,0 +1,180 @@
+//! Judging an upstream answer before anything reaches the client: deliver it, try the next
+//! key, or try the next region. Model Studio can report a rate limit or a server failure
+//! inside an HTTP 200 (a `failed` response, or a `response.failed`/`error` event right after
+//! the stream opens), so 200s are inspected too — streams only up to their first output event.
+
+use super::{Limits, UpstreamBody, UpstreamError, UpstreamResponse, retry_after};
+use crate::sse::{SseParser, event_json};
+use crate::translate::error_from_payload;
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode, header};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+pub enum Verdict {
+    Deliver(UpstreamResponse),
+    /// 401/403: the key is bad; try the region's next key.
+    KeyRejected(UpstreamResponse),
+    /// 429 (or a rate-limit failure inside a 200): try the next key, then the next region.
+    RateLimited(UpstreamResponse, Option<Duration>),
+    /// The region is sick (5xx, or a server failure inside a 200): try the next region.
+    RegionFailed(Option<UpstreamResponse>, &'static str),
+    /// The connection broke before anything worth delivering arrived.
+    Broken(UpstreamError),
+}
+
+pub fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
+}
+
+/// What a failure payload means for routing.
+enum Failure {
+    RateLimited,
+    Server,
+    /// Anything else (moderation, invalid request): the same everywhere, so deliver it.
+    Final,
+}
+
+fn failure_of(payload: &Value) -> Option<Failure> {
+    let error = error_from_payload(payload)?;
+    Some(match error.status {
+        StatusCode::TOO_MANY_REQUESTS => Failure::RateLimited,
+        s if s.is_server_error() => Failure::Server,
+        _ => Failure::Final,
+    })
+}
+
+pub async fn judge(response: UpstreamResponse, limits: Limits) -> Verdict {
+    let status = response.status;
+    let buffer = |mut response: UpstreamResponse| async move {
+        let region = response.region.to_string();
+        match response.body.read_all(&region, limits).await {
+            Ok(bytes) => {
+                response.body = UpstreamBody::buffered(bytes);
+                Ok(response)
+            }
+            Err(err) => Err(err),
+        }
+    };
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        return match buffer(response).await {
+            Ok(r) => Verdict::KeyRejected(r),
+            Err(e) => Verdict::Broken(e),
+        };
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        let after = retry_after(&response.headers);
+        return match buffer(response).await {
+            Ok(r) => Verdict::RateLimited(r, after),
+            Err(e) => Verdict::Broken(e),
+        };
+    }
+    if status.is_server_error() {
+        return match buffer(response).await {
+            Ok(r) => Verdict::RegionFailed(Some(r), "5xx"),
+            Err(_) => Verdict::RegionFailed(None, "5xx"),
+        };
+    }
+    if !status.is_success() {
+        return Verdict::Deliver(response);
+    }
+    if is_event_stream(&response.headers) {
+        return hold_until_output(response, limits).await;
+    }
+    match buffer(response).await {
+        Ok(r) => {
+            let failure = match r.body_peek() {
+                Some(bytes) => serde_json::from_slice::<Value>(bytes)
+                    .ok()
+                    .and_then(|v| failure_of(&v)),
+                None => None,
+            };
+            match failure {
+                Some(Failure::RateLimited) => Verdict::RateLimited(r, None),
+                Some(Failure::Server) => Verdict::RegionFailed(Some(r), "failed_response"),
+                _ => Verdict::Deliver(r),
+            }
+        }
+        Err(e) => Verdict::Broken(e),
+    }
+}
+
+/// Whether an event is still part of a stream's opening (no output yet).
+fn is_preamble(kind: &str) -> bool {
+    matches!(
+        kind,
+        "response.created" | "response.in_progress" | "response.queued"
+    )
+}
+
+/// Reads a 200 stream until its first output event, a failure, its end, or the hold bound;
+/// everything read is kept to be relayed unchanged.
+async fn hold_until_output(mut response: UpstreamResponse, limits: Limits) -> Verdict {
+    if limits.hold_first_event.is_zero() {
+        return Verdict::Deliver(response);
+    }
+    let until = Instant::now() + limits.hold_first_event;
+    let mut held: Vec<Bytes> = Vec::new();
+    let mut parser = SseParser::new();
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let chunk = match tokio::time::timeout(left, response.body.chunk()).await {
+            Err(_) => break,
+            Ok(Err(err)) => {
+                return Verdict::Broken(UpstreamError::Body {
+                    region: response.region.to_string(),
+                    detail: err.to_string(),
+                });
+            }
+            Ok(Ok(None)) => break,
+            Ok(Ok(Some(chunk))) => chunk,
+        };
+        let events = parser.push(chunk.clone());
+        held.push(chunk);
+        let mut decided = None;
+        for event in events.iter().filter_map(event_json) {
+            let kind = event.get("type").and_then(Value::as_str).unwrap_or("");
+            if let Some(failure) = failure_of(&event) {
+                decided = Some(Some(failure));
+                break;
+            }
+            if !is_preamble(kind) {
+                decided = Some(None);
+                break;
+            }
+        }
+        match decided {
+            None => continue,
+            Some(failure) => {
+                let region_failed = matches!(failure, Some(Failure::Server));
+                let rate_limited = matches!(failure, Some(Failure::RateLimited));
+                response.body =
+                    std::mem::replace(&mut response.body, UpstreamBody::buffered(Bytes::new()))
+                        .with_held(held);
+                return if rate_limited {
+                    Verdict::RateLimited(response, None)
+                } else if region_failed {
+                    Verdict::RegionFailed(Some(response), "failed_event")
+                } else {
+                    Verdict::Deliver(response)
+                };
+            }
+        }
+    }
+    response.body =
+        std::mem::replace(&mut response.body, UpstreamBody::buffered(Bytes::new())).with_held(held);
+    Verdict::Deliver(response)
+}
+
+impl UpstreamResponse {
+    /// The body's bytes when it was fully buffered.
+    fn body_peek(&self) -> Option<&Bytes> {
+        self.body.peek_buffered()
+    }
+}

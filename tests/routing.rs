@@ -1,0 +1,395 @@
+//! Region routing and failover, end to end: a gateway in front of two mock regions (`r0`
+//! preferred, `r1` second) on loopback, faults injected per region with the mock's default
+//! controls, asserting on what the client sees and which region was asked.
+
+mod common;
+
+use common::*;
+use mock_model_studio::{MockConfig, MockServer};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+const MODEL: &str = "qwen3-max-2026-01-23";
+
+/// Two-or-more-region config with fast timeouts and a quick breaker, so fault tests stay short.
+fn fast(urls: &[String], extra: &str) -> String {
+    config_toml(urls, extra).replace(
+        "first_byte_timeout = \"3s\"",
+        "first_byte_timeout = \"400ms\"\nfailover_deadline = \"5s\"\nbreaker_threshold = 2\nbreaker_cooldown = \"500ms\"\nrate_limit_cooldown = \"5s\"",
+    )
+}
+
+async fn two_regions(extra: &str) -> (Gateway, MockServer, MockServer) {
+    let r0 = start_mock().await;
+    let r1 = start_mock().await;
+    let gw = start_gateway(&fast(&[r0.base_url(), r1.base_url()], extra)).await;
+    (gw, r0, r1)
+}
+
+async fn ask(gw: &Gateway, stream: bool) -> reqwest::Response {
+    client()
+        .post(gw.url("/v1/responses"))
+        .json(&json!({"model": MODEL, "input": "hi", "stream": stream}))
+        .send()
+        .await
+        .expect("gateway answers")
+}
+
+fn served(mock: &MockServer) -> usize {
+    mock.requests()
+        .iter()
+        .filter(|r| r.path == "/responses")
+        .count()
+}
+
+/// A port nothing listens on: connections are refused.
+async fn closed_port_url() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_5xx_region_fails_over_for_plain_and_streaming_requests() {
+    let (gw, r0, r1) = two_regions("").await;
+    r0.set_default_header("x-mock-status", "503");
+    let res = ask(&gw, false).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "completed");
+    let res = ask(&gw, true).await;
+    assert_eq!(res.status(), 200);
+    let bytes = res.bytes().await.unwrap();
+    // The client got r1's stream byte for byte, nothing of r0's 503.
+    let streamed = r1
+        .requests()
+        .into_iter()
+        .find(|r| r.body.as_ref().is_some_and(|b| b["stream"] == true))
+        .unwrap();
+    assert_eq!(&bytes[..], &streamed.response_body[..]);
+    assert_eq!(served(&r0), 2);
+    assert_eq!(served(&r1), 2);
+}
+
+#[tokio::test]
+async fn refused_connections_and_resets_before_the_head_fail_over() {
+    let r1 = start_mock().await;
+    let gw = start_gateway(&fast(&[closed_port_url().await, r1.base_url()], "")).await;
+    assert_eq!(ask(&gw, false).await.status(), 200);
+    assert_eq!(ask(&gw, true).await.status(), 200);
+
+    let (gw, r0, r1) = two_regions("").await;
+    r0.set_default_header("x-mock-drop-after", "0");
+    let res = ask(&gw, true).await;
+    assert_eq!(res.status(), 200);
+    assert!(String::from_utf8_lossy(&res.bytes().await.unwrap()).contains("response.completed"));
+    assert_eq!(served(&r1), 1);
+}
+
+#[tokio::test]
+async fn a_region_hanging_before_its_head_is_left_after_first_byte_timeout() {
+    let (gw, r0, r1) = two_regions("").await;
+    r0.set_default_header("x-mock-header-delay-ms", "10000");
+    let started = Instant::now();
+    let res = ask(&gw, false).await;
+    assert_eq!(res.status(), 200);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert!(took >= Duration::from_millis(400), "{took:?}");
+    assert_eq!(served(&r1), 1);
+}
+
+#[tokio::test]
+async fn a_429_fails_over_and_the_key_rests_for_its_retry_after() {
+    let (gw, r0, r1) = two_regions("").await;
+    r0.set_default_header("x-mock-status", "429");
+    r0.set_default_header("x-mock-retry-after", "30");
+    assert_eq!(ask(&gw, false).await.status(), 200);
+    assert_eq!(ask(&gw, false).await.status(), 200);
+    // The second request went straight to r1: r0's only key is resting.
+    assert_eq!(served(&r0), 1);
+    assert_eq!(served(&r1), 2);
+    let ready: Value = client()
+        .get(gw.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["regions"][0]["keys"][0]["state"], "rate_limited");
+    assert_eq!(ready["regions"][0]["keys"][0]["env_var"], "TEST_KEY_R0");
+    assert!(!ready.to_string().contains(UPSTREAM_KEY));
+}
+
+#[tokio::test]
+async fn a_rate_limit_inside_a_200_stream_fails_over_before_any_byte_reaches_the_client() {
+    let (gw, r0, r1) = two_regions("").await;
+    r0.set_default_header("x-mock-fail", "rate_limit");
+    let res = ask(&gw, true).await;
+    assert_eq!(res.status(), 200);
+    let bytes = res.bytes().await.unwrap();
+    assert_eq!(&bytes[..], &r1.requests()[0].response_body[..]);
+    assert_eq!(served(&r0), 1);
+    // Plain requests too (the failure is in the 200 body).
+    r0.clear();
+    assert_eq!(ask(&gw, false).await.status(), 200);
+    assert_eq!(served(&r1), 2);
+}
+
+#[tokio::test]
+async fn client_errors_and_moderation_never_fail_over() {
+    let (gw, r0, r1) = two_regions("").await;
+    r0.set_default_header("x-mock-status", "400");
+    assert_eq!(ask(&gw, false).await.status(), 400);
+    r0.clear_default_headers();
+    r0.set_default_header("x-mock-fail", "moderation");
+    let res = ask(&gw, false).await;
+    assert_eq!(res.status(), 400);
+    assert!(res.text().await.unwrap().contains("DataInspectionFailed"));
+    let res = ask(&gw, true).await;
+    assert!(
+        String::from_utf8_lossy(&res.bytes().await.unwrap()).contains("data_inspection_failed")
+    );
+    assert_eq!(
+        served(&r1),
+        0,
+        "another region gives the same verdict: never asked"
+    );
+}
+
+#[tokio::test]
+async fn no_failover_once_bytes_reached_the_client() {
+    let (gw, r0, r1) = two_regions("").await;
+    r0.set_default_header("x-mock-tokens", "20");
+    r0.set_default_header("x-mock-drop-after", "8");
+    let res = ask(&gw, true).await;
+    assert_eq!(res.status(), 200);
+    let events = sse_json(&res.bytes().await.unwrap());
+    let last = events.last().unwrap();
+    assert_eq!(last["type"], "error");
+    assert_eq!(last["code"], "upstream_stream_error");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "response.output_text.delta")
+    );
+    assert_eq!(served(&r1), 0);
+}
+
+#[tokio::test]
+async fn a_bad_key_is_quarantined_and_the_next_key_answers() {
+    let r0 = MockServer::start(MockConfig {
+        keys: vec!["sk-good".into()],
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let toml = fast(&[r0.base_url()], "").replace(
+        "api_key_env = [\"TEST_KEY_R0\"]",
+        "api_key_env = [\"TEST_KEY_BAD\", \"TEST_KEY_GOOD\"]",
+    );
+    let gw = start_gateway_with_keys(&toml, |var| {
+        if var.ends_with("BAD") {
+            "sk-bad"
+        } else {
+            "sk-good"
+        }
+        .to_owned()
+    })
+    .await;
+    for _ in 0..4 {
+        assert_eq!(ask(&gw, false).await.status(), 200);
+    }
+    let bad_uses = r0
+        .requests()
+        .iter()
+        .filter(|r| r.header("authorization") == Some("Bearer sk-bad"))
+        .count();
+    assert!(
+        bad_uses <= 1,
+        "a rejected key leaves rotation: used {bad_uses} times"
+    );
+    let ready = client().get(gw.url("/readyz")).send().await.unwrap();
+    let ready: Value = ready.json().await.unwrap();
+    let keys = ready["regions"][0]["keys"].as_array().unwrap().clone();
+    assert!(
+        keys.iter()
+            .any(|k| k["env_var"] == "TEST_KEY_BAD" && k["state"] == "quarantined")
+    );
+    assert!(!ready.to_string().contains("sk-bad"));
+}
+
+#[tokio::test]
+async fn the_breaker_opens_skips_the_region_then_a_trial_closes_it() {
+    let (gw, r0, r1) = two_regions("").await;
+    r0.set_default_header("x-mock-status", "503");
+    for _ in 0..2 {
+        assert_eq!(ask(&gw, false).await.status(), 200);
+    }
+    let ready: Value = client()
+        .get(gw.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["regions"][0]["breaker"]["state"], "open");
+    assert_eq!(ready["ready"], true, "r1 still serves");
+    // Open: r0 is not even asked.
+    assert_eq!(ask(&gw, false).await.status(), 200);
+    assert_eq!(served(&r0), 2);
+    // Healed; after the cooldown one trial goes to r0 and closes the breaker.
+    r0.clear_default_headers();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(ask(&gw, false).await.status(), 200);
+    assert_eq!(served(&r0), 3);
+    let ready: Value = client()
+        .get(gw.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["regions"][0]["breaker"]["state"], "closed");
+    assert_eq!(served(&r1), 3);
+}
+
+#[tokio::test]
+async fn every_region_down_gives_a_clear_error_within_the_bounds() {
+    let (gw, r0, r1) = two_regions("").await;
+    r0.set_default_header("x-mock-header-delay-ms", "10000");
+    r1.set_default_header("x-mock-header-delay-ms", "10000");
+    let started = Instant::now();
+    let res = ask(&gw, false).await;
+    assert_eq!(res.status(), 504);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "upstream_timeout");
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    let (gw, r0, r1) = two_regions("").await;
+    r0.set_default_header("x-mock-status", "503");
+    r1.set_default_header("x-mock-status", "502");
+    // /v1/responses relays the last region's own answer...
+    assert_eq!(ask(&gw, false).await.status(), 502);
+    // ...and chat turns it into an OpenAI error.
+    let res = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 502);
+    let body: Value = res.json().await.unwrap();
+    assert!(body["error"]["message"].is_string());
+    // Both breakers open now: the gateway says so without asking anyone.
+    for _ in 0..2 {
+        ask(&gw, false).await;
+    }
+    let res = ask(&gw, false).await;
+    assert_eq!(res.status(), 503);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "no_upstream_available");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("circuit open")
+    );
+}
+
+#[tokio::test]
+async fn chat_completions_fail_over_too() {
+    let (gw, r0, r1) = two_regions("").await;
+    r0.set_default_header("x-mock-status", "500");
+    let res = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    assert_eq!(served(&r1), 1);
+}
+
+/// `name{labels} value` samples of a Prometheus text exposition.
+fn samples(text: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (series, value) = l.rsplit_once(' ').expect("sample line");
+            (series.to_owned(), value.parse().expect("sample value"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn metrics_show_failovers_breakers_and_requests_by_region() {
+    let (gw, r0, _r1) = two_regions("").await;
+    r0.set_default_header("x-mock-status", "503");
+    for _ in 0..3 {
+        assert!(!ask(&gw, true).await.bytes().await.unwrap().is_empty());
+    }
+    let res = client().get(gw.url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = res.text().await.unwrap();
+    let all = samples(&text);
+    let value = |prefix: &str, needles: &[&str]| -> f64 {
+        all.iter()
+            .filter(|(s, _)| s.starts_with(prefix) && needles.iter().all(|n| s.contains(n)))
+            .map(|(_, v)| v)
+            .sum()
+    };
+    assert!(
+        value(
+            "qwen_gateway_failovers_total",
+            &["from=\"r0\"", "reason=\"5xx\""]
+        ) >= 2.0,
+        "{text}"
+    );
+    assert!(
+        value("qwen_gateway_breaker_state", &["region=\"r0\""]) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        value(
+            "qwen_gateway_upstream_requests_total",
+            &["region=\"r0\"", "status=\"503\""]
+        ) >= 2.0
+    );
+    assert!(
+        value(
+            "qwen_gateway_requests_total",
+            &[
+                "endpoint=\"/v1/responses\"",
+                "region=\"r1\"",
+                "status=\"200\""
+            ]
+        ) >= 3.0
+    );
+    assert!(
+        value(
+            "qwen_gateway_tokens_total",
+            &["kind=\"output\"", "region=\"r1\""]
+        ) > 0.0
+    );
+    assert!(
+        value(
+            "qwen_gateway_time_to_first_byte_seconds_count",
+            &["endpoint=\"/v1/responses\""]
+        ) >= 3.0
+    );
+    assert!(text.contains("qwen_gateway_open_streams"));
+    assert!(!text.contains(UPSTREAM_KEY));
+}
