@@ -11,6 +11,7 @@ pub mod error;
 pub mod models;
 pub mod server;
 pub mod sse;
+pub mod store;
 pub mod translate;
 pub mod upstream;
 pub mod usage;
