@@ -7,7 +7,8 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use super::StoreError;
 
-/// `expires_at` columns are unix milliseconds; `created_at` is unix seconds.
+/// Storage TTLs (`expires_at` of affinity, turns, counters) are unix milliseconds; record
+/// times (`created_at`, and every time of a key, including its `expires_at`) are unix seconds.
 pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: response-id affinity and conversation turns.
     "CREATE TABLE affinity (
@@ -26,6 +27,42 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         expires_at           INTEGER NOT NULL
      );
      CREATE INDEX turns_expires_at ON turns (expires_at);",
+    // 2: team keys, rate-limit counters, usage ledger. Key times are unix seconds; JSON
+    // columns hold string arrays.
+    "CREATE TABLE keys (
+        id           TEXT PRIMARY KEY NOT NULL,
+        name         TEXT NOT NULL UNIQUE,
+        hash         TEXT NOT NULL UNIQUE,
+        prefix       TEXT NOT NULL,
+        models_json  TEXT NOT NULL,
+        regions_json TEXT NOT NULL,
+        rpm          INTEGER,
+        tpm          INTEGER,
+        daily_tokens INTEGER,
+        created_at   INTEGER NOT NULL,
+        expires_at   INTEGER,
+        revoked_at   INTEGER
+     );
+     CREATE TABLE counters (
+        name       TEXT PRIMARY KEY NOT NULL,
+        value      INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+     );
+     CREATE INDEX counters_expires_at ON counters (expires_at);
+     CREATE TABLE usage (
+        day              TEXT NOT NULL,
+        key_id           TEXT NOT NULL,
+        model            TEXT NOT NULL,
+        region           TEXT NOT NULL,
+        requests         INTEGER NOT NULL,
+        errors           INTEGER NOT NULL,
+        input_tokens     INTEGER NOT NULL,
+        output_tokens    INTEGER NOT NULL,
+        cached_tokens    INTEGER NOT NULL,
+        reasoning_tokens INTEGER NOT NULL,
+        tool_calls       INTEGER NOT NULL,
+        PRIMARY KEY (day, key_id, model, region)
+     ) WITHOUT ROWID;",
 ];
 
 /// Brings the schema up to date in one IMMEDIATE transaction, so two gateways starting on
@@ -42,10 +79,8 @@ pub(crate) fn apply(conn: &mut Connection) -> Result<(), StoreError> {
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .map_err(backend)?;
     let supported = MIGRATIONS.len();
-    let current = usize::try_from(found).map_err(|_| StoreError::SchemaTooNew {
-        found,
-        supported,
-    })?;
+    let current =
+        usize::try_from(found).map_err(|_| StoreError::SchemaTooNew { found, supported })?;
     if current > supported {
         return Err(StoreError::SchemaTooNew { found, supported });
     }
