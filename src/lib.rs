@@ -12,6 +12,7 @@ pub mod models;
 pub mod server;
 pub mod sse;
 pub mod telemetry;
+pub mod store;
 pub mod translate;
 pub mod upstream;
 pub mod usage;

@@ -1,0 +1,237 @@
+//! In-process backend: state dies with the process, which is what `store.url = "memory"` asks for.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use super::{
+    Clock, History, KeyRecord, StoreError, Turn, UsageDelta, UsageRow, key_conflict, walk_chain,
+};
+
+/// A value and the unix-millisecond instant it stops being visible.
+#[derive(Debug)]
+struct Expiring<T> {
+    value: T,
+    expires_at: i64,
+}
+
+impl<T> Expiring<T> {
+    fn live_at(&self, now: i64) -> Option<&T> {
+        (self.expires_at > now).then_some(&self.value)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Maps {
+    affinity: Mutex<HashMap<String, Expiring<String>>>,
+    turns: Mutex<HashMap<String, Expiring<Turn>>>,
+    /// By id; a handful of keys, so lookups by name or hash just scan.
+    keys: Mutex<HashMap<String, KeyRecord>>,
+    counters: Mutex<HashMap<String, Expiring<u64>>>,
+    /// Ordered by (day, key id, model, region): listing comes out sorted.
+    usage: Mutex<BTreeMap<UsageKey, UsageRow>>,
+}
+
+type UsageKey = (String, String, String, String);
+
+/// Maps behind `std::sync::Mutex`: every operation is short and never awaits while locked.
+#[derive(Debug, Clone)]
+pub struct MemoryStore {
+    maps: Arc<Maps>,
+    clock: Clock,
+}
+
+/// A panic elsewhere while locked leaves the maps usable (each write is a single insert),
+/// so a poisoned lock is taken over instead of failing every later request.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl MemoryStore {
+    pub fn new(clock: Clock) -> MemoryStore {
+        MemoryStore {
+            maps: Arc::default(),
+            clock,
+        }
+    }
+
+    pub(crate) fn put_affinity(
+        &self,
+        response_id: &str,
+        region: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let entry = Expiring {
+            value: region.to_owned(),
+            expires_at: self.clock.expiry(ttl),
+        };
+        lock(&self.maps.affinity).insert(response_id.to_owned(), entry);
+        Ok(())
+    }
+
+    pub(crate) fn get_affinity(&self, response_id: &str) -> Result<Option<String>, StoreError> {
+        let now = self.clock.now_millis();
+        Ok(lock(&self.maps.affinity)
+            .get(response_id)
+            .and_then(|e| e.live_at(now))
+            .cloned())
+    }
+
+    pub(crate) fn delete_affinity(&self, response_id: &str) -> Result<bool, StoreError> {
+        let now = self.clock.now_millis();
+        let removed = lock(&self.maps.affinity).remove(response_id);
+        Ok(removed.is_some_and(|e| e.live_at(now).is_some()))
+    }
+
+    pub(crate) fn put_turn(&self, turn: &Turn, ttl: Duration) -> Result<(), StoreError> {
+        let entry = Expiring {
+            value: turn.clone(),
+            expires_at: self.clock.expiry(ttl),
+        };
+        lock(&self.maps.turns).insert(turn.response_id.clone(), entry);
+        Ok(())
+    }
+
+    pub(crate) fn get_turn(&self, response_id: &str) -> Result<Option<Turn>, StoreError> {
+        let now = self.clock.now_millis();
+        Ok(lock(&self.maps.turns)
+            .get(response_id)
+            .and_then(|e| e.live_at(now))
+            .cloned())
+    }
+
+    pub(crate) fn history(
+        &self,
+        response_id: &str,
+        max_turns: usize,
+    ) -> Result<History, StoreError> {
+        let now = self.clock.now_millis();
+        // One lock for the whole walk: a consistent snapshot of the chain.
+        let turns = lock(&self.maps.turns);
+        walk_chain(response_id, max_turns, |id| {
+            Ok(turns.get(id).and_then(|e| e.live_at(now)).cloned())
+        })
+    }
+
+    pub(crate) fn purge_expired(&self) -> Result<u64, StoreError> {
+        let now = self.clock.now_millis();
+        let mut removed = 0u64;
+        {
+            let mut affinity = lock(&self.maps.affinity);
+            let before = affinity.len();
+            affinity.retain(|_, e| e.expires_at > now);
+            removed += (before - affinity.len()) as u64;
+        }
+        {
+            let mut turns = lock(&self.maps.turns);
+            let before = turns.len();
+            turns.retain(|_, e| e.expires_at > now);
+            removed += (before - turns.len()) as u64;
+        }
+        {
+            let mut counters = lock(&self.maps.counters);
+            let before = counters.len();
+            counters.retain(|_, e| e.expires_at > now);
+            removed += (before - counters.len()) as u64;
+        }
+        Ok(removed)
+    }
+
+    pub(crate) fn create_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
+        let mut keys = lock(&self.maps.keys);
+        if let Some(err) = key_conflict(keys.values(), key) {
+            return Err(err);
+        }
+        keys.insert(key.id.clone(), key.clone());
+        Ok(())
+    }
+
+    pub(crate) fn key_by_hash(&self, hash: &str) -> Result<Option<KeyRecord>, StoreError> {
+        Ok(lock(&self.maps.keys)
+            .values()
+            .find(|k| k.hash == hash)
+            .cloned())
+    }
+
+    pub(crate) fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut keys: Vec<KeyRecord> = lock(&self.maps.keys).values().cloned().collect();
+        keys.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
+        Ok(keys)
+    }
+
+    pub(crate) fn revoke_key(&self, id_or_name: &str, at: i64) -> Result<bool, StoreError> {
+        let mut keys = lock(&self.maps.keys);
+        let id = match keys.get(id_or_name) {
+            Some(k) => k.id.clone(),
+            None => match keys.values().find(|k| k.name == id_or_name) {
+                Some(k) => k.id.clone(),
+                None => return Ok(false),
+            },
+        };
+        if let Some(key) = keys.get_mut(&id) {
+            key.revoked_at.get_or_insert(at);
+        }
+        Ok(true)
+    }
+
+    pub(crate) fn incr_counter(
+        &self,
+        name: &str,
+        by: u64,
+        ttl: Duration,
+    ) -> Result<u64, StoreError> {
+        let now = self.clock.now_millis();
+        let mut counters = lock(&self.maps.counters);
+        let entry = counters.entry(name.to_owned()).or_insert(Expiring {
+            value: 0,
+            expires_at: now,
+        });
+        if entry.live_at(now).is_none() {
+            *entry = Expiring {
+                value: 0,
+                expires_at: self.clock.expiry(ttl),
+            };
+        }
+        entry.value = entry.value.saturating_add(by);
+        Ok(entry.value)
+    }
+
+    pub(crate) fn get_counter(&self, name: &str) -> Result<u64, StoreError> {
+        let now = self.clock.now_millis();
+        Ok(lock(&self.maps.counters)
+            .get(name)
+            .and_then(|e| e.live_at(now))
+            .copied()
+            .unwrap_or(0))
+    }
+
+    pub(crate) fn record_usage(&self, delta: &UsageDelta) -> Result<(), StoreError> {
+        let key = (
+            delta.day.clone(),
+            delta.key_id.clone(),
+            delta.model.clone(),
+            delta.region.clone(),
+        );
+        lock(&self.maps.usage)
+            .entry(key)
+            .or_insert_with(|| {
+                UsageRow::from_parts(
+                    delta.day.clone(),
+                    delta.key_id.clone(),
+                    delta.model.clone(),
+                    delta.region.clone(),
+                    [0; 7],
+                )
+            })
+            .add(delta);
+        Ok(())
+    }
+
+    pub(crate) fn usage(&self, since_day: Option<&str>) -> Result<Vec<UsageRow>, StoreError> {
+        Ok(lock(&self.maps.usage)
+            .values()
+            .filter(|row| since_day.is_none_or(|since| row.day.as_str() >= since))
+            .cloned()
+            .collect())
+    }
+}

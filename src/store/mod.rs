@@ -1,0 +1,259 @@
+//! Gateway state behind one interface: response-id affinity, conversation turns, team keys,
+//! rate-limit counters and the usage ledger.
+//!
+//! Enum dispatch rather than a trait object keeps the async methods plain `async fn`s
+//! (no boxing, no async-trait) while backends stay swappable by configuration
+//! (`store.url`): `memory` for tests and throwaway runs, `sqlite://PATH` as the embedded
+//! default, and `redis://...` when several replicas must share state.
+//!
+//! Affinity, turns and counters carry an expiry; expired records are invisible to reads at
+//! once and are physically removed by [`Store::purge_expired`], which the gateway calls
+//! periodically (Redis expires them by itself). Keys and usage rows never expire.
+
+mod chain;
+mod clock;
+pub mod memory;
+mod migrations;
+mod records;
+pub mod redis;
+pub mod sqlite;
+
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+pub(crate) use chain::walk_chain;
+pub use clock::Clock;
+pub(crate) use records::key_conflict;
+pub use records::{KeyRecord, UsageDelta, UsageRow};
+
+/// The configured state store. Cloning is cheap and clones share the same state.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Memory(memory::MemoryStore),
+    Sqlite(sqlite::SqliteStore),
+    Redis(redis::RedisStore),
+}
+
+/// Why a store operation failed. Messages name the operation, never API keys or URLs'
+/// credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Only the scheme is kept: a full URL (e.g. `redis://user:pass@host`) may hold a password.
+    #[error(
+        "unsupported store url scheme `{scheme}` (expected `memory`, `sqlite://PATH` or `redis://HOST`)"
+    )]
+    UnsupportedUrl { scheme: String },
+    #[error("invalid store url: {reason}")]
+    InvalidUrl { reason: &'static str },
+    #[error("store {op} failed: {source}")]
+    Backend {
+        op: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("store migration to schema version {version} failed: {source}")]
+    Migration {
+        version: usize,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Refuse rather than guess: an older binary must not write into a newer schema.
+    #[error(
+        "store schema version {found} is newer than this gateway supports ({supported}); upgrade the gateway"
+    )]
+    SchemaTooNew { found: i64, supported: usize },
+    #[error("store {op}: stored record is not valid JSON: {source}")]
+    Codec {
+        op: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The blocking worker panicked or was cancelled (runtime shutting down).
+    #[error("store {op} failed: worker task did not complete")]
+    TaskFailed { op: &'static str },
+    /// A unique field is taken, e.g. ``key name `ci` ``. The key hash is never named.
+    #[error("{what} already exists")]
+    Conflict { what: String },
+}
+
+/// One request/response exchange, kept so a conversation can be replayed by
+/// `previous_response_id` (e.g. to another region, or for Chat Completions clients).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Turn {
+    pub response_id: String,
+    pub previous_response_id: Option<String>,
+    pub region: String,
+    /// The request's input items (a string input already normalised by the caller).
+    pub input: Vec<serde_json::Value>,
+    /// The response's output items.
+    pub output: Vec<serde_json::Value>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A conversation chain, oldest turn first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    pub turns: Vec<Turn>,
+    /// `false` when the walk hit a missing or expired turn (or a cycle) before reaching a
+    /// turn without `previous_response_id`; stopping at `max_turns` does not make it false.
+    pub complete: bool,
+}
+
+/// Calls the same method on whichever backend this is; only memory is synchronous.
+macro_rules! dispatch {
+    ($store:expr, $method:ident($($arg:expr),*)) => {
+        match $store {
+            Store::Memory(s) => s.$method($($arg),*),
+            Store::Sqlite(s) => s.$method($($arg),*).await,
+            Store::Redis(s) => s.$method($($arg),*).await,
+        }
+    };
+}
+
+impl Store {
+    /// Opens the store named by `url` using the system clock.
+    ///
+    /// `memory` → in-process maps; `sqlite://PATH` (relative, absolute as `sqlite:///abs`, or
+    /// `sqlite://:memory:`) → SQLite with migrations applied; `redis://[user:pass@]host[:port][/db]`
+    /// → Redis under the `qgw:` key prefix. Anything else is [`StoreError::UnsupportedUrl`].
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_with_clock(url, Clock::System).await
+    }
+
+    /// Like [`Store::open`] with an explicit clock, so expiry can be tested without sleeping.
+    /// Redis ignores the clock: its server decides expiry.
+    pub async fn open_with_clock(url: &str, clock: Clock) -> Result<Store, StoreError> {
+        if url == "memory" {
+            return Ok(Store::Memory(memory::MemoryStore::new(clock)));
+        }
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(StoreError::InvalidUrl {
+                    reason: "`sqlite://` needs a path, e.g. `sqlite://qwen-gateway.db`",
+                });
+            }
+            return Ok(Store::Sqlite(
+                sqlite::SqliteStore::open(path.to_owned(), clock).await?,
+            ));
+        }
+        if url.starts_with("redis://") {
+            return Ok(Store::Redis(
+                redis::RedisStore::connect(url, redis::DEFAULT_PREFIX).await?,
+            ));
+        }
+        let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
+        Err(StoreError::UnsupportedUrl {
+            scheme: scheme.to_owned(),
+        })
+    }
+
+    /// Backend name, for logs and `/readyz`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Memory(_) => "memory",
+            Store::Sqlite(_) => "sqlite",
+            Store::Redis(_) => "redis",
+        }
+    }
+
+    /// Records which region created `response_id`: Model Studio ids exist only there.
+    pub async fn put_affinity(
+        &self,
+        response_id: &str,
+        region: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, put_affinity(response_id, region, ttl))
+    }
+
+    /// The region that created `response_id`; `None` when unknown or expired.
+    pub async fn get_affinity(&self, response_id: &str) -> Result<Option<String>, StoreError> {
+        dispatch!(self, get_affinity(response_id))
+    }
+
+    /// Forgets `response_id`'s region (the response was deleted); `true` when it was known.
+    pub async fn delete_affinity(&self, response_id: &str) -> Result<bool, StoreError> {
+        dispatch!(self, delete_affinity(response_id))
+    }
+
+    /// Stores (or replaces) a turn under its `response_id`.
+    pub async fn put_turn(&self, turn: &Turn, ttl: Duration) -> Result<(), StoreError> {
+        dispatch!(self, put_turn(turn, ttl))
+    }
+
+    /// The turn stored under `response_id`; `None` when unknown or expired.
+    pub async fn get_turn(&self, response_id: &str) -> Result<Option<Turn>, StoreError> {
+        dispatch!(self, get_turn(response_id))
+    }
+
+    /// The chain ending at `response_id`, oldest first, following `previous_response_id`;
+    /// at most `max_turns` (the newest are kept). Stops at a missing link with
+    /// `complete = false`, returning what it found.
+    pub async fn history(
+        &self,
+        response_id: &str,
+        max_turns: usize,
+    ) -> Result<History, StoreError> {
+        dispatch!(self, history(response_id, max_turns))
+    }
+
+    /// Adds a team key. A taken id, name or hash is [`StoreError::Conflict`], checked
+    /// atomically so two replicas cannot both create the same name.
+    pub async fn create_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
+        dispatch!(self, create_key(key))
+    }
+
+    /// The key whose raw value hashes to `hash` (lowercase hex SHA-256), revoked or not.
+    pub async fn key_by_hash(&self, hash: &str) -> Result<Option<KeyRecord>, StoreError> {
+        dispatch!(self, key_by_hash(hash))
+    }
+
+    /// Every key, revoked ones included, ordered by `created_at` then `name`.
+    pub async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        dispatch!(self, list_keys())
+    }
+
+    /// Revokes the key whose id (tried first) or name is `id_or_name` at `at` (unix
+    /// seconds). `false` when there is no such key; revoking again keeps the first time.
+    pub async fn revoke_key(&self, id_or_name: &str, at: i64) -> Result<bool, StoreError> {
+        dispatch!(self, revoke_key(id_or_name, at))
+    }
+
+    /// Adds `by` to counter `name` and returns the new value, atomically across replicas
+    /// sharing the store. A missing or expired counter starts afresh and expires `ttl` later;
+    /// later increments do not extend that (fixed windows for rate limits).
+    pub async fn incr_counter(
+        &self,
+        name: &str,
+        by: u64,
+        ttl: Duration,
+    ) -> Result<u64, StoreError> {
+        dispatch!(self, incr_counter(name, by, ttl))
+    }
+
+    /// The counter's value; 0 when absent or expired.
+    pub async fn get_counter(&self, name: &str) -> Result<u64, StoreError> {
+        dispatch!(self, get_counter(name))
+    }
+
+    /// Adds `delta` into its (day, key, model, region) ledger row, creating it if needed,
+    /// atomically across replicas.
+    pub async fn record_usage(&self, delta: &UsageDelta) -> Result<(), StoreError> {
+        dispatch!(self, record_usage(delta))
+    }
+
+    /// Ledger rows from `since_day` (inclusive, `YYYY-MM-DD`) on, or all of them, sorted by
+    /// day, key id, model, region.
+    pub async fn usage(&self, since_day: Option<&str>) -> Result<Vec<UsageRow>, StoreError> {
+        dispatch!(self, usage(since_day))
+    }
+
+    /// Deletes expired records and returns how many went. Reads already ignore them; this
+    /// only reclaims space (always 0 on Redis, which expires keys itself).
+    pub async fn purge_expired(&self) -> Result<u64, StoreError> {
+        dispatch!(self, purge_expired())
+    }
+}
