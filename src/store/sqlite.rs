@@ -1,10 +1,10 @@
 //! Embedded backend: one SQLite file (WAL), safe to share between gateway processes on one
 //! host. Every call runs on the blocking pool so SQLite's file I/O never stalls the runtime.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Row, ToSql, TransactionBehavior, params};
 
 use super::records::{USAGE_COUNTERS, to_i64, to_u64};
 use super::{
@@ -331,24 +331,13 @@ impl SqliteStore {
     pub(crate) async fn record_usage(&self, delta: &UsageDelta) -> Result<(), StoreError> {
         let delta = delta.clone();
         self.call("record_usage", move |conn, _| {
-            let c = delta.counters().map(to_i64);
-            conn.execute(
-                &upsert_usage_sql(),
-                params![
-                    delta.day,
-                    delta.key_id,
-                    delta.model,
-                    delta.region,
-                    c[0],
-                    c[1],
-                    c[2],
-                    c[3],
-                    c[4],
-                    c[5],
-                    c[6]
-                ],
-            )
-            .map_err(backend("record_usage"))?;
+            let counts = delta.counters().map(to_i64);
+            let mut args: Vec<&dyn ToSql> =
+                vec![&delta.day, &delta.key_id, &delta.model, &delta.region];
+            args.extend(counts.iter().map(|c| c as &dyn ToSql));
+            conn.prepare_cached(&UPSERT_USAGE)
+                .and_then(|mut stmt| stmt.execute(args.as_slice()))
+                .map_err(backend("record_usage"))?;
             Ok(())
         })
         .await
@@ -496,7 +485,7 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<Result<KeyRecord, StoreError>
 }
 
 /// `INSERT ... ON CONFLICT DO UPDATE` adding every counter: one statement, so atomic.
-fn upsert_usage_sql() -> String {
+static UPSERT_USAGE: LazyLock<String> = LazyLock::new(|| {
     let columns = USAGE_COUNTERS.join(", ");
     let adds = USAGE_COUNTERS
         .iter()
@@ -508,4 +497,4 @@ fn upsert_usage_sql() -> String {
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (day, key_id, model, region) DO UPDATE SET {adds}"
     )
-}
+});

@@ -1,0 +1,115 @@
+//! What only a file-backed store has: data that outlives the process, and a schema version.
+
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use super::START_MILLIS;
+use crate::store::migrations::MIGRATIONS;
+use crate::store::{Clock, Store, StoreError, UsageDelta};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn db_url(dir: &tempfile::TempDir) -> (std::path::PathBuf, String) {
+    let path = dir.path().join("gateway.db");
+    let url = format!("sqlite://{}", path.display());
+    (path, url)
+}
+
+#[tokio::test]
+async fn reopen_keeps_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, url) = db_url(&dir);
+    let clock = Clock::manual(START_MILLIS);
+    let usage = UsageDelta {
+        day: "2026-01-01".into(),
+        model: "qwen-plus".into(),
+        region: "intl".into(),
+        requests: 1,
+        input_tokens: 42,
+        ..UsageDelta::default()
+    };
+    {
+        let store = Store::open_with_clock(&url, clock.clone()).await.unwrap();
+        store.put_affinity("resp_1", "cn", HOUR).await.unwrap();
+        store.incr_counter("rpm", 2, HOUR).await.unwrap();
+        store.record_usage(&usage).await.unwrap();
+    }
+    let store = Store::open_with_clock(&url, clock).await.unwrap();
+    assert_eq!(store.backend(), "sqlite");
+    assert_eq!(
+        store.get_affinity("resp_1").await.unwrap().as_deref(),
+        Some("cn")
+    );
+    assert_eq!(store.get_counter("rpm").await.unwrap(), 2);
+    let rows = store.usage(None).await.unwrap();
+    assert_eq!((rows.len(), rows[0].input_tokens), (1, 42));
+}
+
+#[tokio::test]
+async fn uses_wal_and_records_schema_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, url) = db_url(&dir);
+    drop(Store::open(&url).await.unwrap());
+    let conn = Connection::open(path).unwrap();
+    let mode: String = conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    assert_eq!(version, MIGRATIONS.len() as i64);
+}
+
+#[tokio::test]
+async fn refuses_a_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, url) = db_url(&dir);
+    drop(Store::open(&url).await.unwrap());
+    Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
+    match Store::open(&url).await {
+        Err(StoreError::SchemaTooNew { found, supported }) => {
+            assert_eq!((found, supported), (99, MIGRATIONS.len()));
+        }
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn upgrades_a_version_1_database_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, url) = db_url(&dir);
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO affinity (response_id, region, expires_at) VALUES ('old', 'intl', ?1)",
+            [i64::MAX],
+        )
+        .unwrap();
+    }
+    let store = Store::open(&url).await.unwrap();
+    assert_eq!(
+        store.get_affinity("old").await.unwrap().as_deref(),
+        Some("intl")
+    );
+    assert_eq!(store.incr_counter("new", 1, HOUR).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn rejects_bad_urls_without_echoing_them() {
+    match Store::open("sqlite://").await {
+        Err(StoreError::InvalidUrl { .. }) => {}
+        other => panic!("expected InvalidUrl, got {other:?}"),
+    }
+    let err = Store::open("postgres://admin:hunter2@db/x")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::UnsupportedUrl { .. }));
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
