@@ -137,7 +137,10 @@ fn run_serve(path: Option<PathBuf>, log_format: Option<LogFormatArg>) -> ExitCod
     };
     let result = runtime.block_on(async move {
         let listen = settings.server.listen.clone();
-        let state = AppState::new(settings, resolution.usable)
+        let store = crate::store::Store::open(&settings.store.url)
+            .await
+            .map_err(|e| format!("cannot open the store: {e}"))?;
+        let state = AppState::new(settings, resolution.usable, store)
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         let listener = tokio::net::TcpListener::bind(&listen)
             .await

@@ -7,12 +7,13 @@
 
 pub mod cli;
 pub mod config;
+pub mod conversation;
 pub mod error;
 pub mod models;
 pub mod server;
 pub mod sse;
-pub mod telemetry;
 pub mod store;
+pub mod telemetry;
 pub mod translate;
 pub mod upstream;
 pub mod usage;

@@ -9,7 +9,9 @@ pub mod relay;
 mod responses;
 
 use crate::config::{ResolvedRegion, Settings};
+use crate::conversation::Conversations;
 use crate::models::ModelCatalog;
+use crate::store::Store;
 use crate::upstream;
 use axum::Router;
 use axum::routing::{get, post};
@@ -24,13 +26,22 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub upstream: Arc<upstream::Router>,
     pub models: Arc<ModelCatalog>,
+    pub conversations: Arc<Conversations>,
 }
 
 impl AppState {
-    pub fn new(settings: Settings, regions: Vec<ResolvedRegion>) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        settings: Settings,
+        regions: Vec<ResolvedRegion>,
+        store: Store,
+    ) -> Result<Self, reqwest::Error> {
         crate::telemetry::handle();
         let upstream = upstream::Router::new(&settings, regions)?;
+        let s = &settings.store;
+        let conversations =
+            Conversations::new(store, s.affinity_ttl, s.conversations, s.max_replay_turns);
         Ok(Self {
+            conversations: Arc::new(conversations),
             models: Arc::new(ModelCatalog::new(settings.models.clone())),
             upstream: Arc::new(upstream),
             settings: Arc::new(settings),

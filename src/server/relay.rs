@@ -6,6 +6,7 @@
 //! that carry a response id or usage are parsed on the way through (without altering them).
 
 use super::access_log::RequestMeta;
+use crate::conversation::TurnRecorder;
 use crate::sse::{SseParser, event_json};
 use crate::upstream::UpstreamBody;
 use crate::usage::Usage;
@@ -124,6 +125,7 @@ struct Relay {
     observed: Observed,
     idle_timeout: Duration,
     meta: RequestMeta,
+    recorder: Option<TurnRecorder>,
     done: bool,
 }
 
@@ -145,9 +147,19 @@ impl Relay {
                     .pointer("/response/id")
                     .and_then(Value::as_str)
                     .map(str::to_owned);
+                if let (Some(recorder), Some(id)) =
+                    (self.recorder.as_mut(), self.observed.response_id.as_deref())
+                {
+                    recorder.on_id(id);
+                }
             }
             if is_terminal(kind) {
                 self.observed.terminal = true;
+                if let (Some(recorder), Some(response)) =
+                    (self.recorder.as_mut(), json.get("response"))
+                {
+                    recorder.on_response(response);
+                }
                 if let Some(usage) = json
                     .pointer("/response/usage")
                     .and_then(Usage::from_responses)
@@ -240,6 +252,7 @@ pub fn relay_stream(
     upstream: UpstreamBody,
     idle_timeout: Duration,
     meta: RequestMeta,
+    recorder: Option<TurnRecorder>,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
     let relay = Relay {
         upstream,
@@ -248,6 +261,7 @@ pub fn relay_stream(
         observed: Observed::default(),
         idle_timeout,
         meta,
+        recorder,
         done: false,
     };
     futures_util::stream::unfold(relay, |mut relay| async move {

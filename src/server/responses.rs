@@ -6,8 +6,9 @@
 use super::AppState;
 use super::access_log::RequestMeta;
 use super::{body, headers, relay};
+use crate::conversation::{self, TurnRecorder};
 use crate::error::ApiError;
-use crate::upstream::{UpstreamRequest, UpstreamResponse};
+use crate::upstream::{UpstreamError, UpstreamRequest, UpstreamResponse};
 use crate::usage::Usage;
 use axum::body::Body;
 use axum::extract::{Extension, Path, RawQuery, State};
@@ -24,12 +25,7 @@ struct RequestProbe {
     model: Option<String>,
     #[serde(default)]
     stream: Option<bool>,
-}
-
-/// The few response fields the gateway records (usage for the log and ledger).
-#[derive(Deserialize)]
-struct ResponseProbe {
-    usage: Option<Value>,
+    previous_response_id: Option<String>,
 }
 
 /// Parses just enough of a client body, with OpenAI-shaped 400s. One pass: the probe's
@@ -80,17 +76,72 @@ pub async fn create(
         meta.update(|i| i.model = Some(upstream_model));
     }
     meta.update(|i| i.stream = probe.stream.unwrap_or(false));
-    let request = UpstreamRequest::new(
+    let conversations = &state.conversations;
+    // The turn's input, kept only when replay is on (it is conversation content).
+    let input = conversations
+        .keeps_turns()
+        .then(|| serde_json::from_slice::<Value>(&bytes).ok())
+        .flatten()
+        .map(|body| conversation::request_input(body.get("input")));
+    let previous = probe.previous_response_id.filter(|id| !id.is_empty());
+    let mut request = UpstreamRequest::new(
         Method::POST,
         "/responses",
         headers::to_upstream(&client_headers),
         bytes,
     );
-    let upstream = state.upstream.send(request).await?;
-    relay_response(&state, upstream, meta).await
+    if let Some(previous) = &previous {
+        request.affinity = conversations.home_of(previous).await;
+    }
+    let upstream = match state.upstream.send(request.clone()).await {
+        Err(UpstreamError::HomeRegionUnavailable { region, reason })
+            if conversations.keeps_turns() =>
+        {
+            let previous = previous.as_deref().unwrap_or_default();
+            let replayed = replay_request(&state, request, previous)
+                .await
+                .map_err(|e| {
+                    ApiError::from(UpstreamError::HomeRegionUnavailable {
+                        region: region.clone(),
+                        reason: format!("{reason}; replay elsewhere impossible: {e}"),
+                    })
+                })?;
+            tracing::warn!(home = %region, %reason, "home region down: conversation replayed");
+            state.upstream.send(replayed).await?
+        }
+        other => other?,
+    };
+    let recorder = conversations.recorder(upstream.region.clone(), previous, input);
+    relay_response(&state, upstream, meta, Some(recorder)).await
 }
 
-/// `GET`/`DELETE /v1/responses/{id}` and sub-paths such as `/input_items`.
+/// The same request with the whole conversation as input and no `previous_response_id`,
+/// free to go to any healthy region.
+async fn replay_request(
+    state: &AppState,
+    mut request: UpstreamRequest,
+    previous: &str,
+) -> Result<UpstreamRequest, String> {
+    let mut body: Value = serde_json::from_slice(&request.body).map_err(|e| e.to_string())?;
+    let input = body.get("input").cloned().unwrap_or(Value::Null);
+    let items = state
+        .conversations
+        .replay(previous, &input)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(obj) = body.as_object_mut() {
+        obj.remove("previous_response_id");
+        obj.insert("input".into(), Value::Array(items));
+    }
+    request.body = serde_json::to_vec(&body)
+        .map(Bytes::from)
+        .map_err(|e| e.to_string())?;
+    request.affinity = None;
+    Ok(request)
+}
+
+/// `GET`/`DELETE /v1/responses/{id}` and sub-paths such as `/input_items`: sent to the
+/// region that created the id.
 pub async fn by_id(
     State(state): State<AppState>,
     Extension(meta): Extension<RequestMeta>,
@@ -99,26 +150,34 @@ pub async fn by_id(
     RawQuery(query): RawQuery,
     client_headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let id = rest.split('/').next().unwrap_or_default().to_owned();
     let mut path = format!("/responses/{rest}");
     if let Some(q) = query {
         path.push('?');
         path.push_str(&q);
     }
-    let request = UpstreamRequest::new(
+    let deleting = method == Method::DELETE && !rest.contains('/');
+    let mut request = UpstreamRequest::new(
         method,
         path,
         headers::to_upstream(&client_headers),
         Bytes::new(),
     );
+    request.affinity = state.conversations.home_of(&id).await;
     let upstream = state.upstream.send(request).await?;
-    relay_response(&state, upstream, meta).await
+    if deleting && upstream.status.is_success() {
+        state.conversations.forget(&id);
+    }
+    relay_response(&state, upstream, meta, None).await
 }
 
-/// Status, relayable headers and body exactly as the upstream sent them.
+/// Status, relayable headers and body exactly as the upstream sent them; a created
+/// response's id (and turn) is recorded on the way through.
 async fn relay_response(
     state: &AppState,
     upstream: UpstreamResponse,
     meta: RequestMeta,
+    recorder: Option<TurnRecorder>,
 ) -> Result<Response, ApiError> {
     meta.update(|i| i.region = Some(upstream.region.clone()));
     let status = upstream.status;
@@ -126,30 +185,30 @@ async fn relay_response(
     let limits = state.upstream.limits();
     let body = if upstream.is_event_stream() {
         meta.update(|i| i.stream = true);
+        let recorder = recorder.filter(|_| status.is_success());
         Body::from_stream(relay::relay_stream(
             upstream.body,
             limits.stream_idle_timeout,
             meta,
+            recorder,
         ))
     } else {
         let bytes = upstream.read_body(limits).await?;
-        if status.is_success() {
-            record_usage(&bytes, &meta);
+        if status.is_success()
+            && let Ok(response) = serde_json::from_slice::<Value>(&bytes)
+        {
+            if let Some(usage) = response.get("usage").and_then(Usage::from_responses) {
+                meta.update(|i| i.usage = Some(usage));
+            }
+            if let Some(mut recorder) = recorder {
+                recorder.finish(&response).await;
+            }
         }
         Body::from(bytes)
     };
     let mut response = (status, body).into_response();
     response.headers_mut().extend(response_headers);
     Ok(response)
-}
-
-fn record_usage(bytes: &[u8], meta: &RequestMeta) {
-    let usage = serde_json::from_slice::<ResponseProbe>(bytes)
-        .ok()
-        .and_then(|probe| probe.usage.as_ref().and_then(Usage::from_responses));
-    if let Some(usage) = usage {
-        meta.update(|i| i.usage = Some(usage));
-    }
 }
 
 #[cfg(test)]

@@ -220,6 +220,7 @@ impl Router {
         let mut last_error: Option<UpstreamError> = None;
         let mut skipped = Vec::new();
         let mut rate_limited_for: Option<Duration> = None;
+        let mut region_failure: Option<String> = None;
         for (i, region) in candidates.iter().enumerate() {
             if Instant::now() >= deadline {
                 break;
@@ -230,7 +231,10 @@ impl Router {
                 continue;
             }
             if !region.breaker().try_acquire() {
-                skipped.push(format!("{}: circuit open", region.name()));
+                skipped.push(format!(
+                    "{}: circuit open after repeated failures",
+                    region.name()
+                ));
                 continue;
             }
             match self.try_region(region, &req, deadline).await {
@@ -252,6 +256,14 @@ impl Router {
                         metrics::counter!("qwen_gateway_failovers_total", "from" => region.name_arc().to_string(), "reason" => reason).increment(1);
                         tracing::warn!(region = %region.name(), reason, "failing over to the next region");
                     }
+                    region_failure = match reason {
+                        "rate_limited" | "auth" => None,
+                        _ => Some(match (&error, &response) {
+                            (Some(err), _) => err.to_string(),
+                            (None, Some(r)) => format!("it answered HTTP {}", r.status.as_u16()),
+                            (None, None) => reason.to_owned(),
+                        }),
+                    };
                     if response.is_some() {
                         last_response = response;
                     }
@@ -260,6 +272,14 @@ impl Router {
                     }
                 }
             }
+        }
+        // A conversation's home failing is not an answer to relay: say which region holds
+        // it and why, so the caller can replay elsewhere or the client knows what happened.
+        if let (Some(home), Some(why)) = (&req.affinity, region_failure) {
+            return Err(UpstreamError::HomeRegionUnavailable {
+                region: home.clone(),
+                reason: why,
+            });
         }
         if let Some(response) = last_response {
             return Ok(response);

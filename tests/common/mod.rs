@@ -72,7 +72,10 @@ pub async fn start_gateway_with_keys(toml: &str, key: impl Fn(&str) -> String) -
         .resolve_regions(|var| var.starts_with("TEST_KEY_").then(|| key(var)))
         .expect("regions")
         .usable;
-    let state = AppState::new(settings, regions).expect("state");
+    let store = qwen_gateway::store::Store::open(&settings.store.url)
+        .await
+        .expect("store");
+    let state = AppState::new(settings, regions, store).expect("state");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

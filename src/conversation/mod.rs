@@ -1,0 +1,195 @@
+//! Conversations across regions: which region holds each response id (affinity), and —
+//! when `store.conversations` is on — each turn's input and output items, so a conversation
+//! whose home region is down can be replayed in full to a healthy one.
+//!
+//! Model Studio keeps a response (and so `previous_response_id`) only in the region that
+//! created it: a follow-up sent elsewhere fails. The gateway therefore remembers every id it
+//! sees with its region and routes follow-ups and `GET/DELETE /v1/responses/{id}` home.
+//!
+//! Store failures never fail a request: affinity is best effort (logged), because refusing
+//! to serve when the store hiccups would be worse than an occasional wrong-region 400.
+
+mod replay;
+
+pub use replay::{ReplayError, replay_input, request_input};
+
+use crate::store::{Store, Turn};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Affinity and turn memory over the configured store.
+#[derive(Debug, Clone)]
+pub struct Conversations {
+    store: Store,
+    affinity_ttl: Duration,
+    keep_turns: bool,
+    max_turns: usize,
+}
+
+impl Conversations {
+    pub fn new(store: Store, affinity_ttl: Duration, keep_turns: bool, max_turns: usize) -> Self {
+        Self {
+            store,
+            affinity_ttl,
+            keep_turns,
+            max_turns: max_turns.max(1),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Whether turns are kept, so replay is possible.
+    pub fn keeps_turns(&self) -> bool {
+        self.keep_turns
+    }
+
+    /// The region that created `response_id`, if the gateway saw it.
+    pub async fn home_of(&self, response_id: &str) -> Option<String> {
+        match self.store.get_affinity(response_id).await {
+            Ok(home) => home,
+            Err(err) => {
+                tracing::warn!(error = %err, "affinity lookup failed; routing by preference");
+                None
+            }
+        }
+    }
+
+    /// Forgets an id the client deleted.
+    pub fn forget(&self, response_id: &str) {
+        let store = self.store.clone();
+        let id = response_id.to_owned();
+        tokio::spawn(async move {
+            if let Err(err) = store.delete_affinity(&id).await {
+                tracing::warn!(error = %err, "could not forget a deleted response id");
+            }
+        });
+    }
+
+    /// The full input to send instead of `previous_response_id` + `input`.
+    pub async fn replay(&self, previous: &str, input: &Value) -> Result<Vec<Value>, ReplayError> {
+        let history = self
+            .store
+            .history(previous, self.max_turns)
+            .await
+            .map_err(|e| ReplayError::Store(e.to_string()))?;
+        replay_input(&history, previous, input)
+    }
+
+    /// A recorder for one response created in `region` (see [`TurnRecorder`]).
+    pub fn recorder(
+        self: &Arc<Self>,
+        region: Arc<str>,
+        previous: Option<String>,
+        input: Option<Vec<Value>>,
+    ) -> TurnRecorder {
+        TurnRecorder {
+            conversations: self.clone(),
+            region,
+            previous,
+            input: if self.keep_turns { input } else { None },
+            remembered: None,
+        }
+    }
+}
+
+/// Watches one response as it passes through (body or stream, never altering it) and stores
+/// its id's region as soon as it is known, and its turn when it is complete.
+#[derive(Debug)]
+pub struct TurnRecorder {
+    conversations: Arc<Conversations>,
+    region: Arc<str>,
+    previous: Option<String>,
+    input: Option<Vec<Value>>,
+    remembered: Option<String>,
+}
+
+impl TurnRecorder {
+    /// Called with the id from `response.created`: stored in the background, long before a
+    /// client could send the follow-up (that needs the stream's end).
+    pub fn on_id(&mut self, id: &str) {
+        if let Some(write) = self.affinity_write(id) {
+            tokio::spawn(write);
+        }
+    }
+
+    /// Called with a terminal stream event's `response`: stored in the background.
+    pub fn on_response(&mut self, response: &Value) {
+        let writes = self.writes(response);
+        tokio::spawn(async move {
+            for write in writes {
+                write.await;
+            }
+        });
+    }
+
+    /// Called with a whole non-streaming body before it is returned, so a client's immediate
+    /// follow-up already finds the id (bounded: a slow store delays, never blocks, it).
+    pub async fn finish(&mut self, response: &Value) {
+        let writes = self.writes(response);
+        let all = async move {
+            for write in writes {
+                write.await;
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(2), all)
+            .await
+            .is_err()
+        {
+            tracing::warn!("store too slow; response id remembered late or not at all");
+        }
+    }
+
+    fn affinity_write(&mut self, id: &str) -> Option<Write> {
+        if id.is_empty() || self.remembered.as_deref() == Some(id) {
+            return None;
+        }
+        self.remembered = Some(id.to_owned());
+        let store = self.conversations.store.clone();
+        let (id, region) = (id.to_owned(), self.region.to_string());
+        let ttl = self.conversations.affinity_ttl;
+        Some(Box::pin(async move {
+            if let Err(err) = store.put_affinity(&id, &region, ttl).await {
+                tracing::warn!(error = %err, "could not remember a response id's region");
+            }
+        }))
+    }
+
+    fn writes(&mut self, response: &Value) -> Vec<Write> {
+        let Some(id) = response.get("id").and_then(Value::as_str) else {
+            return Vec::new();
+        };
+        let mut writes: Vec<Write> = self.affinity_write(id).into_iter().collect();
+        let failed = response.get("status").and_then(Value::as_str) == Some("failed");
+        let Some(input) = self.input.take().filter(|_| !failed) else {
+            return writes;
+        };
+        let turn = Turn {
+            response_id: id.to_owned(),
+            previous_response_id: self.previous.clone(),
+            region: self.region.to_string(),
+            input,
+            output: response
+                .get("output")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+            created_at: response
+                .get("created_at")
+                .and_then(Value::as_i64)
+                .unwrap_or_default(),
+        };
+        let store = self.conversations.store.clone();
+        let ttl = self.conversations.affinity_ttl;
+        writes.push(Box::pin(async move {
+            if let Err(err) = store.put_turn(&turn, ttl).await {
+                tracing::warn!(error = %err, "could not store a conversation turn");
+            }
+        }));
+        writes
+    }
+}
+
+type Write = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
