@@ -142,6 +142,9 @@ fn run_serve(path: Option<PathBuf>, log_format: Option<LogFormatArg>) -> ExitCod
             .map_err(|e| format!("cannot open the store: {e}"))?;
         let state = AppState::new(settings, resolution.usable, store)
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        state
+            .conversations
+            .spawn_purger(std::time::Duration::from_secs(600));
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;

@@ -57,6 +57,24 @@ impl Conversations {
         }
     }
 
+    /// Deletes expired records every `every` in the background, for the process's lifetime.
+    /// Reads already ignore expired rows; this only keeps the store from growing.
+    pub fn spawn_purger(&self, every: Duration) {
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match store.purge_expired().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(purged = n, "expired store records removed"),
+                    Err(err) => tracing::warn!(error = %err, "store purge failed"),
+                }
+            }
+        });
+    }
+
     /// Forgets an id the client deleted.
     pub fn forget(&self, response_id: &str) {
         let store = self.store.clone();

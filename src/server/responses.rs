@@ -93,12 +93,13 @@ pub async fn create(
     if let Some(previous) = &previous {
         request.affinity = conversations.home_of(previous).await;
     }
-    let upstream = match state.upstream.send(request.clone()).await {
-        Err(UpstreamError::HomeRegionUnavailable { region, reason })
-            if conversations.keeps_turns() =>
-        {
+    // Kept only when a replay could follow (cloning headers is not free on the hot path).
+    let for_replay =
+        (request.affinity.is_some() && conversations.keeps_turns()).then(|| request.clone());
+    let upstream = match (state.upstream.send(request).await, for_replay) {
+        (Err(UpstreamError::HomeRegionUnavailable { region, reason }), Some(request)) => {
             let previous = previous.as_deref().unwrap_or_default();
-            let replayed = replay_request(&state, request, previous)
+            let mut replayed = replay_request(&state, request, previous)
                 .await
                 .map_err(|e| {
                     ApiError::from(UpstreamError::HomeRegionUnavailable {
@@ -106,10 +107,11 @@ pub async fn create(
                         reason: format!("{reason}; replay elsewhere impossible: {e}"),
                     })
                 })?;
+            replayed.avoid.push(region.clone());
             tracing::warn!(home = %region, %reason, "home region down: conversation replayed");
             state.upstream.send(replayed).await?
         }
-        other => other?,
+        (other, _) => other?,
     };
     let recorder = conversations.recorder(upstream.region.clone(), previous, input);
     relay_response(&state, upstream, meta, Some(recorder)).await

@@ -84,6 +84,8 @@ pub struct UpstreamRequest {
     pub affinity: Option<String>,
     /// Regions the client may use (data residency); `None` = all.
     pub allowed_regions: Option<Vec<String>>,
+    /// Regions not to try (a conversation's home that just failed, when replaying).
+    pub avoid: Vec<String>,
 }
 
 impl UpstreamRequest {
@@ -95,6 +97,7 @@ impl UpstreamRequest {
             body,
             affinity: None,
             allowed_regions: None,
+            avoid: Vec::new(),
         }
     }
 }
@@ -203,7 +206,11 @@ impl Router {
             }
             return Ok(vec![region]);
         }
-        let list: Vec<&Region> = self.regions.iter().filter(|r| allowed(r.name())).collect();
+        let list: Vec<&Region> = self
+            .regions
+            .iter()
+            .filter(|r| allowed(r.name()) && !req.avoid.iter().any(|a| a == r.name()))
+            .collect();
         if list.is_empty() {
             return Err(UpstreamError::RegionNotAllowed {
                 allowed: req.allowed_regions.clone().unwrap_or_default().join(", "),
