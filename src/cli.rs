@@ -1,6 +1,7 @@
-//! The command line: `serve`, `check` (and later `keys`).
+//! The command line: `serve`, `check` and `keys` (team keys and their usage).
 
-use crate::config::{LogFormat, Settings};
+use crate::auth::admin;
+use crate::config::{AuthMode, LogFormat, Secret, Settings};
 use crate::server::{self, AppState};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -39,6 +40,72 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Team keys: create, list, revoke, and usage per key (in the configured store).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a key and print it (once: only its hash is stored).
+    Create {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Unique name, e.g. the person or service using the key.
+        #[arg(long)]
+        name: String,
+        /// Allowed models, glob patterns such as `qwen3-*` (default: all).
+        #[arg(long, num_args = 1..)]
+        models: Vec<String>,
+        /// Allowed regions (default: all).
+        #[arg(long, num_args = 1..)]
+        regions: Vec<String>,
+        /// Requests per minute.
+        #[arg(long)]
+        rpm: Option<u64>,
+        /// Tokens (input + output) per minute.
+        #[arg(long)]
+        tpm: Option<u64>,
+        /// Tokens (input + output) per UTC day.
+        #[arg(long)]
+        daily_tokens: Option<u64>,
+        /// Lifetime, e.g. `30d`, `12h` (default: never expires).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires: Option<std::time::Duration>,
+    },
+    /// List keys (never their values or hashes).
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+    /// Revoke a key by id or name (refused everywhere within a second).
+    Revoke {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The key's id or name.
+        id_or_name: String,
+    },
+    /// Usage per day, key, model and region.
+    Usage {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// First day to include: YYYY-MM-DD, `today`, or a span back such as `7d`.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OutputFormat {
+    Table,
+    Json,
+    Csv,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -53,7 +120,122 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config, log_format } => run_serve(config.config, log_format),
         Command::Check { config } => run_check(config.config),
+        Command::Keys { command } => run_keys(command),
     }
+}
+
+/// Runs a `keys` subcommand against the configured store.
+fn run_keys(command: KeysCommand) -> ExitCode {
+    let config = match &command {
+        KeysCommand::Create { config, .. }
+        | KeysCommand::List { config, .. }
+        | KeysCommand::Revoke { config, .. }
+        | KeysCommand::Usage { config, .. } => config.config.clone(),
+    };
+    let settings = match Settings::load(config.as_deref()) {
+        Ok(s) => s,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(keys_command(&settings, command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn keys_command(settings: &Settings, command: KeysCommand) -> Result<(), String> {
+    let url = &settings.store.url;
+    if url == "memory" {
+        return Err(
+            "store.url is `memory`: keys would vanish when this command exits; configure `sqlite://PATH` or `redis://...`"
+                .into(),
+        );
+    }
+    let store = crate::store::Store::open(url)
+        .await
+        .map_err(|e| format!("cannot open the store: {e}"))?;
+    match command {
+        KeysCommand::Create {
+            name,
+            models,
+            regions,
+            rpm,
+            tpm,
+            daily_tokens,
+            expires,
+            ..
+        } => {
+            let spec = admin::NewKey {
+                name,
+                models,
+                regions,
+                rpm,
+                tpm,
+                daily_tokens,
+                expires,
+            };
+            let known: Vec<String> = settings.regions.keys().cloned().collect();
+            let created = admin::create_key(&store, spec, &known)
+                .await
+                .map_err(|e| e.to_string())?;
+            let r = &created.record;
+            eprintln!(
+                "Created key '{}' (id {}). It is shown only this once; store it now:",
+                r.name, r.id
+            );
+            println!("{}", created.key.expose());
+            if settings.auth.mode != AuthMode::Keys {
+                eprintln!(
+                    "note: auth.mode is \"none\": keys are not required until it is set to \"keys\""
+                );
+            }
+        }
+        KeysCommand::List { format, .. } => {
+            let keys = admin::list_keys(&store).await.map_err(|e| e.to_string())?;
+            match format {
+                OutputFormat::Table => print!("{}", admin::keys_table(&keys)),
+                OutputFormat::Json => println!("{}", pretty(&keys)),
+                OutputFormat::Csv => return Err("keys list supports --format table|json".into()),
+            }
+        }
+        KeysCommand::Revoke { id_or_name, .. } => {
+            let key = admin::revoke_key(&store, &id_or_name)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("revoked key '{}' ({})", key.name, key.id);
+        }
+        KeysCommand::Usage { since, format, .. } => {
+            let lines = admin::usage(&store, since.as_deref())
+                .await
+                .map_err(|e| e.to_string())?;
+            match format {
+                OutputFormat::Table => print!("{}", admin::usage_table(&lines)),
+                OutputFormat::Json => println!("{}", pretty(&lines)),
+                OutputFormat::Csv => print!("{}", admin::usage_csv(&lines)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Pretty JSON (serializing plain data cannot fail; if it did, say so in the output).
+fn pretty<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("\"{e}\""))
 }
 
 fn env_lookup(name: &str) -> Option<String> {
@@ -140,8 +322,11 @@ fn run_serve(path: Option<PathBuf>, log_format: Option<LogFormatArg>) -> ExitCod
         let store = crate::store::Store::open(&settings.store.url)
             .await
             .map_err(|e| format!("cannot open the store: {e}"))?;
+        warn_about_auth(&settings, &store).await;
+        let admin_token = env_lookup(&settings.auth.admin_token_env).map(Secret::new);
         let state = AppState::new(settings, resolution.usable, store)
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?
+            .with_admin_token(admin_token);
         state
             .conversations
             .spawn_purger(std::time::Duration::from_secs(600));
@@ -165,6 +350,43 @@ fn run_serve(path: Option<PathBuf>, log_format: Option<LogFormatArg>) -> ExitCod
             eprintln!("error: {err}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Start-up notes an operator of a team gateway needs: where keys live and whether any do.
+async fn warn_about_auth(settings: &Settings, store: &crate::store::Store) {
+    let var = &settings.auth.admin_token_env;
+    match env_lookup(var) {
+        Some(token) if token.trim().len() >= 16 => {
+            tracing::info!("admin API enabled at /admin (token from {var})")
+        }
+        Some(token) if !token.trim().is_empty() => {
+            tracing::warn!(
+                "admin API enabled with a short token ({var}): use 16+ random characters"
+            )
+        }
+        _ => tracing::debug!("admin API disabled ({var} unset)"),
+    }
+    if settings.auth.mode != AuthMode::Keys {
+        return;
+    }
+    if store.backend() == "memory" {
+        tracing::warn!(
+            "auth.mode is \"keys\" with store.url = \"memory\": only keys created through /admin exist, and only until restart"
+        );
+    }
+    match store.list_keys().await {
+        Ok(keys)
+            if keys
+                .iter()
+                .all(|k| !k.is_active(crate::calendar::now_secs())) =>
+        {
+            tracing::warn!(
+                "auth.mode is \"keys\" but there is no active key yet: create one with `qwen-gateway keys create --name NAME`"
+            )
+        }
+        Ok(keys) => tracing::info!(keys = keys.len(), "team keys required on /v1"),
+        Err(err) => tracing::warn!(error = %err, "cannot list team keys"),
     }
 }
 

@@ -116,6 +116,22 @@ pub enum AuthMode {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuthConfig {
     pub mode: AuthMode,
+    /// The environment variable holding the `/admin` API's bearer token; unset or empty
+    /// turns the admin API off (404).
+    #[serde(default = "default_admin_token_env")]
+    pub admin_token_env: String,
+    /// How long a looked-up team key is trusted before the store is asked again: the most a
+    /// revocation takes to reach this gateway (at most 1s).
+    #[serde(default = "default_key_cache_ttl", with = "humantime_serde")]
+    pub key_cache_ttl: Duration,
+}
+
+fn default_admin_token_env() -> String {
+    "QWEN_GATEWAY_ADMIN_TOKEN".to_owned()
+}
+
+fn default_key_cache_ttl() -> Duration {
+    Duration::from_secs(1)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -244,6 +260,12 @@ impl Settings {
         if self.chat.max_n == 0 {
             return Err(ConfigError::Invalid("chat.max_n must be >= 1".into()));
         }
+        if self.auth.key_cache_ttl > Duration::from_secs(1) {
+            return Err(ConfigError::Invalid(
+                "auth.key_cache_ttl must be at most 1s (it bounds how long a revoked key keeps working)"
+                    .into(),
+            ));
+        }
         Ok(())
     }
 
@@ -307,6 +329,12 @@ impl Settings {
                 out.push_str(&format!("# regions.{name}: {var} = <{state}>\n"));
             }
         }
+        let var = &self.auth.admin_token_env;
+        let state = match lookup(var) {
+            Some(v) if !v.trim().is_empty() => "set: /admin enabled",
+            _ => "unset: /admin disabled",
+        };
+        out.push_str(&format!("# auth: {var} = <{state}>\n"));
         out
     }
 }

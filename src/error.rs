@@ -192,6 +192,52 @@ impl From<crate::upstream::UpstreamError> for ApiError {
     }
 }
 
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(err: crate::auth::AuthError) -> Self {
+        use crate::auth::AuthError as A;
+        use crate::store::StoreError;
+        let message = err.to_string();
+        match err {
+            A::MissingKey | A::UnknownKey | A::RevokedKey { .. } | A::ExpiredKey { .. } => {
+                ApiError::new(StatusCode::UNAUTHORIZED, kind::INVALID_REQUEST, message)
+                    .with_code("invalid_api_key")
+            }
+            A::AdminUnauthorized => {
+                ApiError::new(StatusCode::UNAUTHORIZED, kind::INVALID_REQUEST, message)
+                    .with_code("invalid_admin_token")
+            }
+            A::AdminDisabled { .. } => ApiError::not_found(message),
+            A::ModelNotAllowed { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, kind::PERMISSION, message)
+                    .with_param("model")
+                    .with_code("model_not_allowed")
+            }
+            A::RateLimited {
+                kind: limit,
+                retry_after,
+                ..
+            } => ApiError::new(StatusCode::TOO_MANY_REQUESTS, limit.error_type(), message)
+                .with_code("rate_limit_exceeded")
+                .with_retry_after(Some(Duration::from_secs(
+                    retry_after.as_secs_f64().ceil().max(1.0) as u64,
+                ))),
+            A::InvalidRequest(_) => ApiError::invalid_request(message),
+            A::KeyNotFound(_) => ApiError::new(StatusCode::NOT_FOUND, kind::NOT_FOUND, message)
+                .with_code("key_not_found"),
+            A::Store(StoreError::Conflict { .. }) => {
+                ApiError::new(StatusCode::CONFLICT, kind::INVALID_REQUEST, message)
+                    .with_code("key_exists")
+            }
+            A::Store(_) => ApiError::server(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The gateway's key store is unavailable; retry shortly.",
+            )
+            .with_code("store_unavailable"),
+            A::Random(_) => ApiError::server(StatusCode::INTERNAL_SERVER_ERROR, message),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

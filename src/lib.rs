@@ -5,10 +5,13 @@
 //! Chat Completions into Responses API calls and back (pure functions); [`sse`] parses event
 //! streams; [`error`] is the one place errors become OpenAI-shaped answers.
 
+pub mod auth;
+pub mod calendar;
 pub mod cli;
 pub mod config;
 pub mod conversation;
 pub mod error;
+pub mod ledger;
 pub mod models;
 pub mod server;
 pub mod sse;

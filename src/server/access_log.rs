@@ -1,9 +1,12 @@
 //! One structured log line per request, written when the response body is finished or
 //! dropped — so streams are logged with their usage and with whether the client stayed.
+//! The same point books model requests into the usage ledger.
 
+use crate::auth::ClientKey;
+use crate::ledger::{self, Ledger};
 use crate::usage::Usage;
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
@@ -21,6 +24,8 @@ pub struct RequestInfo {
     pub stream: bool,
     pub usage: Option<Usage>,
     pub error_code: Option<String>,
+    /// The team key the request came with (`auth.mode = "keys"`).
+    pub client: Option<Arc<ClientKey>>,
 }
 
 /// Shared between the handler (and its stream) and the log line.
@@ -43,11 +48,18 @@ impl RequestMeta {
     }
 }
 
-/// Middleware: attaches a [`RequestMeta`] and wraps the response body to log at its end.
-pub async fn access_log(mut req: Request, next: Next) -> Response {
+/// Requests that reach a model, and so go into the ledger.
+fn is_model_request(method: &http::Method, path: &str) -> bool {
+    method == http::Method::POST && (path == "/v1/responses" || path == "/v1/chat/completions")
+}
+
+/// Middleware: attaches a [`RequestMeta`] and wraps the response body to log (and, for
+/// model requests, book usage) at its end.
+pub async fn access_log(State(ledger): State<Ledger>, mut req: Request, next: Next) -> Response {
     let start = Instant::now();
     let meta = RequestMeta::default();
     req.extensions_mut().insert(meta.clone());
+    let ledger = is_model_request(req.method(), req.uri().path()).then_some(ledger);
     let line = LogLine {
         method: req.method().to_string(),
         path: req.uri().path().to_owned(),
@@ -62,6 +74,7 @@ pub async fn access_log(mut req: Request, next: Next) -> Response {
         start,
         meta,
         streaming: false,
+        ledger,
     };
     let response = next.run(req).await;
     let (parts, body) = response.into_parts();
@@ -94,6 +107,8 @@ struct LogLine {
     meta: RequestMeta,
     /// Counted in `qwen_gateway_open_streams` until the line is emitted.
     streaming: bool,
+    /// Where a model request's usage is booked.
+    ledger: Option<Ledger>,
 }
 
 impl LogLine {
@@ -117,10 +132,29 @@ impl LogLine {
             cached_tokens = usage.cached_tokens,
             reasoning_tokens = usage.reasoning_tokens,
             error_code = info.error_code.as_deref().unwrap_or("-"),
+            key_id = info.client.as_deref().map_or("-", |k| k.id.as_str()),
             outcome,
             "request"
         );
         self.record_metrics(&info, first_byte);
+        self.book(info, outcome);
+    }
+
+    /// Books a model request: with its key, or without one when auth is off. Requests
+    /// refused before a key was known (401) are nobody's usage.
+    fn book(&self, info: RequestInfo, outcome: &'static str) {
+        let Some(ledger) = &self.ledger else { return };
+        if info.client.is_none() && !ledger.books_keyless() {
+            return;
+        }
+        let error = self.status >= 400 || info.error_code.is_some() || outcome == "body_error";
+        ledger.record(ledger::Entry {
+            client: info.client,
+            model: info.model,
+            region: info.region.map(|r| r.to_string()),
+            usage: info.usage,
+            error,
+        });
     }
 
     fn record_metrics(&self, info: &RequestInfo, first_byte: Option<Instant>) {

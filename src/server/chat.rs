@@ -8,6 +8,7 @@
 use super::AppState;
 use super::access_log::RequestMeta;
 use super::{body, headers};
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::sse::{SseParser, event_json};
 use crate::translate::{
@@ -29,6 +30,7 @@ use std::time::Duration;
 pub async fn completions(
     State(state): State<AppState>,
     Extension(meta): Extension<RequestMeta>,
+    caller: Caller,
     client_headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -38,6 +40,11 @@ pub async fn completions(
     })?;
     if let Some(model) = chat.get("model").and_then(Value::as_str) {
         let resolved = state.models.resolve(model).to_owned();
+        meta.update(|i| {
+            i.model = Some(resolved.clone());
+            i.stream = chat.get("stream").and_then(Value::as_bool).unwrap_or(false);
+        });
+        caller.check_model(model, &resolved)?;
         chat["model"] = Value::String(resolved);
     }
     let limits = ChatLimits {
@@ -57,8 +64,9 @@ pub async fn completions(
             .map_err(|e| ApiError::invalid_request(format!("Invalid request: {e}")))?,
     );
     let forward = headers::to_upstream(&client_headers);
+    let regions = caller.allowed_regions();
     let opened = futures_util::future::join_all(
-        (0..plan.n).map(|_| open(&state, &forward, upstream_body.clone(), &meta)),
+        (0..plan.n).map(|_| open(&state, &forward, upstream_body.clone(), &regions, &meta)),
     )
     .await;
     let upstreams = opened.into_iter().collect::<Result<Vec<_>, _>>()?;
@@ -75,6 +83,7 @@ async fn open(
     state: &AppState,
     forward: &HeaderMap,
     body: Bytes,
+    allowed_regions: &Option<Vec<String>>,
     meta: &RequestMeta,
 ) -> Result<UpstreamResponse, ApiError> {
     let mut headers = forward.clone();
@@ -86,15 +95,9 @@ async fn open(
         header::ACCEPT,
         HeaderValue::from_static("text/event-stream"),
     );
-    let upstream = state
-        .upstream
-        .send(UpstreamRequest::new(
-            Method::POST,
-            "/responses",
-            headers,
-            body,
-        ))
-        .await?;
+    let mut request = UpstreamRequest::new(Method::POST, "/responses", headers, body);
+    request.allowed_regions = allowed_regions.clone();
+    let upstream = state.upstream.send(request).await?;
     meta.update(|i| i.region = Some(upstream.region.clone()));
     if upstream.status.is_success() {
         return Ok(upstream);
@@ -162,12 +165,15 @@ impl EventSource {
         }
     }
 
+    /// Adds a terminal event's usage (each of the `n` upstream streams reports its own, once)
+    /// so the ledger gets the request's sum, built-in tool calls included.
     fn note_usage(&self, event: &Value) {
         if let Some(usage) = event
             .pointer("/response/usage")
             .and_then(Usage::from_responses)
         {
-            self.meta.update(|i| i.usage = Some(usage));
+            self.meta
+                .update(|i| i.usage.get_or_insert_with(Usage::default).add(&usage));
         }
     }
 }
@@ -193,7 +199,6 @@ async fn complete(
     let mut merged = completions.remove(0);
     if !completions.is_empty() {
         merge_choices(&mut merged, completions);
-        meta.update(|i| i.usage = usage_of(&merged));
     }
     Ok(Json(merged).into_response())
 }
@@ -277,19 +282,6 @@ fn sum_usage(a: &Value, b: &Value) -> Value {
         }
         (keep, _) => keep.clone(),
     }
-}
-
-/// Chat usage → the ledger's [`Usage`].
-fn usage_of(completion: &Value) -> Option<Usage> {
-    let u = completion.get("usage")?;
-    let n = |p: &str| u.pointer(p).and_then(Value::as_u64).unwrap_or(0);
-    Some(Usage {
-        input_tokens: n("/prompt_tokens"),
-        output_tokens: n("/completion_tokens"),
-        cached_tokens: n("/prompt_tokens_details/cached_tokens"),
-        reasoning_tokens: n("/completion_tokens_details/reasoning_tokens"),
-        tool_calls: 0,
-    })
 }
 
 /// What one choice's stream produces.

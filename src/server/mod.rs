@@ -1,6 +1,7 @@
 //! The HTTP front: routes, middleware, and the server loop with graceful shutdown.
 
 pub mod access_log;
+mod admin;
 mod body;
 mod chat;
 pub mod headers;
@@ -8,13 +9,16 @@ mod info;
 pub mod relay;
 mod responses;
 
-use crate::config::{ResolvedRegion, Settings};
+use crate::auth::{self, Auth};
+use crate::config::{AuthMode, ResolvedRegion, Secret, Settings};
 use crate::conversation::Conversations;
+use crate::ledger::Ledger;
 use crate::models::ModelCatalog;
 use crate::store::Store;
 use crate::upstream;
 use axum::Router;
-use axum::routing::{get, post};
+use axum::middleware::from_fn_with_state;
+use axum::routing::{delete, get, post};
 use http::HeaderName;
 use std::sync::Arc;
 use tower::ServiceBuilder;
@@ -27,6 +31,8 @@ pub struct AppState {
     pub upstream: Arc<upstream::Router>,
     pub models: Arc<ModelCatalog>,
     pub conversations: Arc<Conversations>,
+    pub auth: Arc<Auth>,
+    pub ledger: Ledger,
 }
 
 impl AppState {
@@ -38,14 +44,25 @@ impl AppState {
         crate::telemetry::handle();
         let upstream = upstream::Router::new(&settings, regions)?;
         let s = &settings.store;
+        let auth = Auth::new(&settings.auth, store.clone());
+        let ledger = Ledger::new(store.clone(), settings.auth.mode == AuthMode::None);
         let conversations =
             Conversations::new(store, s.affinity_ttl, s.conversations, s.max_replay_turns);
         Ok(Self {
+            auth: Arc::new(auth),
+            ledger,
             conversations: Arc::new(conversations),
             models: Arc::new(ModelCatalog::new(settings.models.clone())),
             upstream: Arc::new(upstream),
             settings: Arc::new(settings),
         })
+    }
+
+    /// Turns the `/admin` API on with this bearer token (`None` or empty: it answers 404).
+    pub fn with_admin_token(mut self, token: Option<Secret>) -> Self {
+        let store = self.conversations.store().clone();
+        self.auth = Arc::new(Auth::new(&self.settings.auth, store).with_admin_token(token));
+        self
     }
 }
 
@@ -64,14 +81,24 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(info::healthz))
         .route("/readyz", get(info::readyz))
         .route("/metrics", get(info::metrics))
+        .route("/admin/keys", get(admin::list_keys).post(admin::create_key))
+        .route("/admin/keys/{id_or_name}", delete(admin::revoke_key))
+        .route("/admin/usage", get(admin::usage))
         .fallback(info::not_found)
         .method_not_allowed_fallback(info::method_not_allowed)
-        .with_state(state);
+        .with_state(state.clone());
+    // The auth layers act on `/v1/*` and `/admin/*` paths whatever the route (unknown paths
+    // and wrong methods included), inside the access log so refusals are logged too.
     api.layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
             .layer(PropagateRequestIdLayer::new(request_id))
-            .layer(axum::middleware::from_fn(access_log::access_log)),
+            .layer(from_fn_with_state(
+                state.ledger.clone(),
+                access_log::access_log,
+            ))
+            .layer(from_fn_with_state(state.auth.clone(), auth::require_admin))
+            .layer(from_fn_with_state(state.auth.clone(), auth::require_key)),
     )
 }
 
@@ -83,6 +110,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let grace = state.settings.server.shutdown_grace;
+    let ledger = state.ledger.clone();
     let app = router(state);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -90,7 +118,7 @@ pub async fn serve(
         let _ = stop_tx.send(true);
     });
     let mut stop_rx = stop_rx;
-    tokio::select! {
+    let result = tokio::select! {
         result = server => result,
         _ = async {
             let _ = stop_rx.wait_for(|stopped| *stopped).await;
@@ -99,5 +127,8 @@ pub async fn serve(
             tracing::warn!(?grace, "shutdown grace period over; closing remaining connections");
             Ok(())
         }
-    }
+    };
+    // Usage of the last requests is still being written: let it land.
+    ledger.drain(std::time::Duration::from_secs(5)).await;
+    result
 }

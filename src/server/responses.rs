@@ -6,6 +6,7 @@
 use super::AppState;
 use super::access_log::RequestMeta;
 use super::{body, headers, relay};
+use crate::auth::Caller;
 use crate::conversation::{self, TurnRecorder};
 use crate::error::ApiError;
 use crate::upstream::{UpstreamError, UpstreamRequest, UpstreamResponse};
@@ -61,21 +62,22 @@ fn rewrite_model(bytes: Bytes, upstream_model: &str) -> Result<Bytes, ApiError> 
 pub async fn create(
     State(state): State<AppState>,
     Extension(meta): Extension<RequestMeta>,
+    caller: Caller,
     client_headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let bytes = body::read_limited(body, state.settings.server.max_body_bytes).await?;
     let probe = probe(&bytes)?;
     let mut bytes = bytes;
+    meta.update(|i| i.stream = probe.stream.unwrap_or(false));
     if let Some(model) = probe.model.as_deref() {
         let upstream_model = state.models.resolve(model);
+        meta.update(|i| i.model = Some(upstream_model.to_owned()));
+        caller.check_model(model, upstream_model)?;
         if upstream_model != model {
             bytes = rewrite_model(bytes, upstream_model)?;
         }
-        let upstream_model = upstream_model.to_owned();
-        meta.update(|i| i.model = Some(upstream_model));
     }
-    meta.update(|i| i.stream = probe.stream.unwrap_or(false));
     let conversations = &state.conversations;
     // The turn's input, kept only when replay is on (it is conversation content).
     let input = conversations
@@ -90,6 +92,7 @@ pub async fn create(
         headers::to_upstream(&client_headers),
         bytes,
     );
+    request.allowed_regions = caller.allowed_regions();
     if let Some(previous) = &previous {
         request.affinity = conversations.home_of(previous).await;
     }
@@ -147,6 +150,7 @@ async fn replay_request(
 pub async fn by_id(
     State(state): State<AppState>,
     Extension(meta): Extension<RequestMeta>,
+    caller: Caller,
     method: Method,
     Path(rest): Path<String>,
     RawQuery(query): RawQuery,
@@ -165,6 +169,7 @@ pub async fn by_id(
         headers::to_upstream(&client_headers),
         Bytes::new(),
     );
+    request.allowed_regions = caller.allowed_regions();
     request.affinity = state.conversations.home_of(&id).await;
     let upstream = state.upstream.send(request).await?;
     if deleting && upstream.status.is_success() {

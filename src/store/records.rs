@@ -10,7 +10,7 @@ use super::StoreError;
 /// keys. Validity (`revoked_at`, `expires_at`) is judged by the caller with
 /// [`KeyRecord::is_active`]: lookups still return revoked or expired keys so the gateway can
 /// say why a key is refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRecord {
     pub id: String,
     /// Unique, human-chosen; keys are revoked or rotated by name.
@@ -32,6 +32,26 @@ pub struct KeyRecord {
     pub expires_at: Option<i64>,
     /// Unix seconds; set once by [`super::Store::revoke_key`].
     pub revoked_at: Option<i64>,
+}
+
+/// The hash is left out: it identifies a live key, so it stays out of logs too.
+impl std::fmt::Debug for KeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRecord")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("hash", &"<redacted>")
+            .field("prefix", &self.prefix)
+            .field("models", &self.models)
+            .field("regions", &self.regions)
+            .field("rpm", &self.rpm)
+            .field("tpm", &self.tpm)
+            .field("daily_tokens", &self.daily_tokens)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .field("revoked_at", &self.revoked_at)
+            .finish()
+    }
 }
 
 impl KeyRecord {
