@@ -206,7 +206,8 @@ pub struct UsageLine {
     pub tool_calls: u64,
 }
 
-/// The ledger from `since` (a day `YYYY-MM-DD`, inclusive) on, with key names.
+/// The ledger from `since` (a day `YYYY-MM-DD`, `today`, or a span back such as `7d`) on,
+/// with key names, sorted by day, key name, model, region.
 pub async fn usage(store: &Store, since: Option<&str>) -> Result<Vec<UsageLine>, AuthError> {
     let since = match since {
         Some(text) => Some(calendar::since_day(text).ok_or_else(|| {
@@ -223,7 +224,7 @@ pub async fn usage(store: &Store, since: Option<&str>) -> Result<Vec<UsageLine>,
         .map(|k| (k.id, k.name))
         .collect();
     let rows = store.usage(since.as_deref()).await?;
-    Ok(rows
+    let mut lines: Vec<UsageLine> = rows
         .into_iter()
         .map(|r: UsageRow| UsageLine {
             key_name: names.get(&r.key_id).cloned(),
@@ -239,7 +240,17 @@ pub async fn usage(store: &Store, since: Option<&str>) -> Result<Vec<UsageLine>,
             reasoning_tokens: r.reasoning_tokens,
             tool_calls: r.tool_calls,
         })
-        .collect())
+        .collect();
+    // Day, then key as people read it (name), then model and region.
+    lines.sort_by(|a, b| {
+        (&a.day, key_label(a), &a.model, &a.region).cmp(&(
+            &b.day,
+            key_label(b),
+            &b.model,
+            &b.region,
+        ))
+    });
+    Ok(lines)
 }
 
 /// Columns left-aligned (text) or right-aligned (numbers), two spaces apart.

@@ -14,6 +14,8 @@ pub const UPSTREAM_KEY: &str = "sk-upstream-test-0123456789";
 
 pub struct Gateway {
     pub addr: SocketAddr,
+    /// The gateway's store (same state the gateway sees), for asserting on keys and usage.
+    pub store: qwen_gateway::store::Store,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -64,6 +66,20 @@ pub async fn start_gateway(toml: &str) -> Gateway {
 
 /// Like [`start_gateway`], with each `TEST_KEY_*` variable's value chosen by `key`.
 pub async fn start_gateway_with_keys(toml: &str, key: impl Fn(&str) -> String) -> Gateway {
+    start_gateway_full(toml, key, None).await
+}
+
+/// Like [`start_gateway`], with the `/admin` API on under `admin_token` (`None`: off).
+pub async fn start_gateway_with_admin(toml: &str, admin_token: Option<&str>) -> Gateway {
+    start_gateway_full(toml, |_| UPSTREAM_KEY.to_string(), admin_token).await
+}
+
+/// The general form of the `start_gateway*` helpers.
+pub async fn start_gateway_full(
+    toml: &str,
+    key: impl Fn(&str) -> String,
+    admin_token: Option<&str>,
+) -> Gateway {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("gateway.toml");
     std::fs::write(&path, toml).expect("write config");
@@ -75,7 +91,9 @@ pub async fn start_gateway_with_keys(toml: &str, key: impl Fn(&str) -> String) -
     let store = qwen_gateway::store::Store::open(&settings.store.url)
         .await
         .expect("store");
-    let state = AppState::new(settings, regions, store).expect("state");
+    let state = AppState::new(settings, regions, store.clone())
+        .expect("state")
+        .with_admin_token(admin_token.map(qwen_gateway::config::Secret::new));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -86,6 +104,7 @@ pub async fn start_gateway_with_keys(toml: &str, key: impl Fn(&str) -> String) -
     }));
     Gateway {
         addr,
+        store,
         stop: Some(tx),
         task,
     }
