@@ -224,11 +224,11 @@ async fn missing_unknown_revoked_and_expired_keys_get_401_and_open_paths_stay_op
 
     // Revoked where the CLI or another replica would: refused here within a second.
     assert_eq!(ask(&t.gw, &good).await.status(), 200);
+    let revoked = Instant::now();
     t.store()
         .revoke_key("good", qwen_gateway::calendar::now_secs())
         .await
         .unwrap();
-    let revoked = Instant::now();
     let took = loop {
         let sent = Instant::now();
         let res = ask(&t.gw, &good).await;
