@@ -14,16 +14,24 @@ use std::time::{Duration, Instant};
 /// distinct wrong keys), everything is dropped: the cache is an optimisation only.
 const MAX_ENTRIES: usize = 10_000;
 
-#[derive(Debug)]
 struct Entry {
     fetched: Instant,
     record: Option<Arc<KeyRecord>>,
 }
 
-#[derive(Debug)]
 pub struct KeyCache {
     ttl: Duration,
+    /// By key hash: kept out of `Debug`, like every hash.
     entries: Mutex<HashMap<String, Entry>>,
+}
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyCache")
+            .field("ttl", &self.ttl)
+            .field("entries", &self.lock().len())
+            .finish()
+    }
 }
 
 impl KeyCache {
@@ -83,6 +91,8 @@ mod tests {
     fn entries_expire_and_zero_ttl_disables() {
         let cache = KeyCache::new(Duration::from_millis(50));
         assert!(cache.get("h").is_none());
+        cache.put("h-secret-hash", None, Instant::now());
+        assert!(!format!("{cache:?}").contains("h-secret-hash"));
         cache.put("h", None, Instant::now());
         assert_eq!(cache.get("h"), Some(None));
         std::thread::sleep(Duration::from_millis(60));

@@ -408,6 +408,9 @@ mod tests {
             .unwrap();
         assert_eq!(ok.name, "ci");
         assert!(!format!("{ok:?}").contains(&created.record.hash));
+        let debug = format!("{auth:?} {:?}", created.record);
+        assert!(!debug.contains(&created.record.hash) && !debug.contains("adm\""));
+        assert!(!debug.contains(created.key.expose()));
         assert!(matches!(
             auth.authenticate(&HeaderMap::new()).await,
             Err(AuthError::MissingKey)
