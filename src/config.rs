@@ -438,6 +438,29 @@ mod tests {
     }
 
     #[test]
+    fn auth_defaults_and_the_key_cache_bound() {
+        let s = Settings::load_with_env(None, Some(HashMap::new())).unwrap();
+        assert_eq!(s.auth.admin_token_env, "QWEN_GATEWAY_ADMIN_TOKEN");
+        assert_eq!(s.auth.key_cache_ttl, Duration::from_secs(1));
+        let err = Settings::load_with_env(
+            None,
+            Some(env(&[("QWEN_GATEWAY__AUTH__KEY_CACHE_TTL", "5s")])),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("key_cache_ttl"), "{err}");
+        let s = Settings::load_with_env(
+            None,
+            Some(env(&[
+                ("QWEN_GATEWAY__AUTH__MODE", "keys"),
+                ("QWEN_GATEWAY__AUTH__KEY_CACHE_TTL", "250ms"),
+            ])),
+        )
+        .unwrap();
+        assert_eq!(s.auth.mode, AuthMode::Keys);
+        assert_eq!(s.auth.key_cache_ttl, Duration::from_millis(250));
+    }
+
+    #[test]
     fn secrets_are_redacted() {
         let key = RegionKey {
             env_var: "K".into(),

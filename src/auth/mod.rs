@@ -63,7 +63,9 @@ pub enum AuthError {
         retry_after: Duration,
     },
     /// Admin API off (no token configured): it answers as if it did not exist.
-    #[error("Unknown path '{path}'.")]
+    #[error(
+        "Unknown path '{path}'. This gateway serves /v1/responses, /v1/chat/completions and /v1/models."
+    )]
     AdminDisabled { path: String },
     #[error("Missing or incorrect admin token: send `Authorization: Bearer <admin token>`.")]
     AdminUnauthorized,
