@@ -44,7 +44,9 @@ pub async fn create_key(State(state): State<AppState>, body: Bytes) -> Result<Re
         obj.insert("key".into(), Value::String(created.key.expose().to_owned()));
     }
     tracing::info!(key_id = %view.id, name = %view.name, "team key created");
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    // The only answer that ever holds the raw key: no cache may keep it.
+    let no_store = [(axum::http::header::CACHE_CONTROL, "no-store")];
+    Ok((StatusCode::CREATED, no_store, Json(body)).into_response())
 }
 
 pub async fn list_keys(State(state): State<AppState>) -> Result<Response, ApiError> {
