@@ -1,10 +1,11 @@
-//! The command line: `serve`, `check` (and later `keys`).
+//! The command line: `serve`, `check`, `healthcheck` (and later `keys`).
 
 use crate::config::{LogFormat, Settings};
 use crate::server::{self, AppState};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,6 +40,13 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Exit 0 when the gateway answers its liveness URL with 2xx, else 1: the container
+    /// HEALTHCHECK, since the runtime image has no curl.
+    Healthcheck {
+        /// Liveness URL to probe.
+        #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
+        url: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -53,7 +61,46 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config, log_format } => run_serve(config.config, log_format),
         Command::Check { config } => run_check(config.config),
+        Command::Healthcheck { url } => run_healthcheck(&url),
     }
+}
+
+/// Longest a health probe may take; Docker's own `--timeout` is the outer bound.
+const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn run_healthcheck(url: &str) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("unhealthy: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(probe(url)) {
+        Ok(status) if status.is_success() => ExitCode::SUCCESS,
+        Ok(status) => {
+            eprintln!("unhealthy: {url} answered {status}");
+            ExitCode::FAILURE
+        }
+        Err(err) => {
+            eprintln!("unhealthy: {url}: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One GET, bounded as a whole. No proxy: a container's `HTTP_PROXY` must not swallow a
+/// loopback probe.
+async fn probe(url: &str) -> Result<reqwest::StatusCode, reqwest::Error> {
+    let client = reqwest::Client::builder()
+        .timeout(HEALTHCHECK_TIMEOUT)
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    Ok(client.get(url).send().await?.status())
 }
 
 fn env_lookup(name: &str) -> Option<String> {

@@ -193,3 +193,95 @@ async fn serve_logs_one_line_per_request_without_secrets() {
     assert_eq!(access[0]["stream"], false);
     assert_eq!(access[1]["stream"], true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_format_flag_overrides_the_config_both_ways() {
+    let mock = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    for (file_format, flag, want_json) in [("text", "json", true), ("json", "text", false)] {
+        let path = dir.path().join(format!("{file_format}.toml"));
+        let extra =
+            format!("[server]\nlisten = \"127.0.0.1:0\"\n[log]\nformat = \"{file_format}\"\n");
+        std::fs::write(&path, config_toml(&[mock.base_url()], &extra)).unwrap();
+        let (child, _addr, rx) = spawn_serve(&path, &["--log-format", flag]);
+        assert!(stop(child).success());
+        let mut lines = Vec::new();
+        while let Ok(line) = rx.recv_timeout(Duration::from_secs(2)) {
+            lines.push(line);
+        }
+        let listening = lines
+            .iter()
+            .find(|l| l.contains("qwen-gateway listening"))
+            .or(lines.first())
+            .cloned()
+            .unwrap_or_default();
+        let parsed = serde_json::from_str::<serde_json::Value>(&listening);
+        if want_json {
+            let v = parsed.unwrap_or_else(|e| panic!("not JSON ({e}): {listening}"));
+            assert_eq!(v["level"], "INFO", "{v}");
+            assert!(v["timestamp"].is_string(), "{v}");
+            // Every other line is JSON too (e.g. the shutdown lines).
+            for line in &lines {
+                assert!(
+                    serde_json::from_str::<serde_json::Value>(line).is_ok(),
+                    "{line}"
+                );
+            }
+        } else {
+            assert!(parsed.is_err(), "text format logged JSON: {listening}");
+        }
+    }
+}
+
+async fn healthcheck(url: &str) -> (std::process::ExitStatus, String, Duration) {
+    let started = Instant::now();
+    let out = tokio::process::Command::from(gateway_command(&["healthcheck", "--url", url]))
+        .env("HTTP_PROXY", "http://127.0.0.1:9")
+        .env("http_proxy", "http://127.0.0.1:9")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status, stderr, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_exits_0_on_a_live_gateway_and_1_otherwise() {
+    let (gw, _mock) = gateway_with_mock("").await;
+    // A proxy in the environment is ignored: the probe talks to the gateway directly.
+    let (status, stderr, _) = healthcheck(&gw.url("/healthz")).await;
+    assert_eq!(status.code(), Some(0), "{stderr}");
+
+    let (status, stderr, _) = healthcheck(&gw.url("/nope")).await;
+    assert_eq!(status.code(), Some(1));
+    assert!(stderr.contains("404"), "{stderr}");
+
+    // Nothing listening: refused at once.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closed_addr = closed.local_addr().unwrap();
+    drop(closed);
+    let (status, stderr, elapsed) = healthcheck(&format!("http://{closed_addr}/healthz")).await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_gives_up_after_2_seconds_on_a_hung_server() {
+    // Accepts connections and never answers.
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = hung.local_addr().unwrap();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hung.accept().await {
+            held.push(socket);
+        }
+    });
+    let (status, stderr, elapsed) = healthcheck(&format!("http://{addr}/healthz")).await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        elapsed >= Duration::from_millis(1900) && elapsed < Duration::from_secs(5),
+        "{elapsed:?}"
+    );
+    holder.abort();
+}
