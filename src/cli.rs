@@ -186,16 +186,20 @@ fn run_serve(path: Option<PathBuf>, log_format: Option<LogFormatArg>) -> ExitCod
         let listen = settings.server.listen.clone();
         let state = AppState::new(settings, resolution.usable)
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let shutdown = shutdown_signal()
+            .map_err(|e| format!("cannot install the SIGTERM/SIGINT handlers: {e}"))?;
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let regions: Vec<&str> = state.upstream.regions().iter().map(|r| r.name()).collect();
         tracing::info!(%addr, regions = %regions.join(","), "qwen-gateway listening on http://{addr}/v1");
-        server::serve(listener, state, shutdown_signal())
+        server::serve(listener, state, shutdown)
             .await
             .map_err(|e| format!("server error: {e}"))
     });
+    // Bounded: a blocking task (e.g. a stuck DNS lookup) must not delay the exit.
+    runtime.shutdown_timeout(Duration::from_secs(1));
     match result {
         Ok(()) => {
             tracing::info!("qwen-gateway stopped");
@@ -209,25 +213,28 @@ fn run_serve(path: Option<PathBuf>, log_format: Option<LogFormatArg>) -> ExitCod
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Installs the SIGINT/SIGTERM handlers now and returns a future that resolves on either.
+/// Installing before the "listening" line matters: a signal that arrives before a lazily
+/// registered handler would kill the process with the default action (no drain, exit by
+/// signal), e.g. a `docker stop` right after start.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutdown signal received; draining");
+        tracing::info!("shutdown signal received; draining");
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutdown signal received; draining");
+    })
 }

@@ -130,6 +130,7 @@ async fn relay_response(
             upstream.body,
             limits.stream_idle_timeout,
             meta,
+            state.grace_over.clone(),
         ))
     } else {
         let bytes = upstream.read_body(limits).await?;
