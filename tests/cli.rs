@@ -285,3 +285,89 @@ async fn healthcheck_gives_up_after_2_seconds_on_a_hung_server() {
     );
     holder.abort();
 }
+
+/// `QWEN_GATEWAY__*=value` pairs set by the Dockerfile's `ENV`, so this test follows it.
+fn dockerfile_env() -> Vec<(String, String)> {
+    let dockerfile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile"))
+        .expect("Dockerfile");
+    dockerfile
+        .split_whitespace()
+        .filter(|word| word.starts_with("QWEN_GATEWAY__"))
+        .filter_map(|word| word.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[test]
+fn compose_config_passes_check_with_the_container_environment() {
+    let image_env = dockerfile_env();
+    assert!(
+        image_env
+            .iter()
+            .any(|(k, _)| k == "QWEN_GATEWAY__SERVER__LISTEN"),
+        "{image_env:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("dashscope_api_key");
+    std::fs::write(&key_file, format!("{SECRET}\n")).unwrap();
+    let compose_toml = concat!(env!("CARGO_MANIFEST_DIR"), "/config/compose.toml");
+    let team = [
+        ("QWEN_GATEWAY__STORE__URL", "redis://redis:6379"),
+        ("QWEN_GATEWAY__AUTH__MODE", "keys"),
+    ];
+    for team_env in [&[][..], &team[..]] {
+        let mut cmd = gateway_command(&["check", "--config", compose_toml]);
+        cmd.envs(image_env.iter().map(|(k, v)| (k, v)))
+            // As .env.example leaves it: empty, so the mounted secret file is used.
+            .env("DASHSCOPE_API_KEY", "")
+            .env("DASHSCOPE_API_KEY_FILE", &key_file)
+            .envs(team_env.iter().copied());
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        assert!(stdout.contains("listen = \"0.0.0.0:8080\""), "{stdout}");
+        assert!(stdout.contains("format = \"json\""), "{stdout}");
+        assert!(
+            stdout.contains("DASHSCOPE_API_KEY = <set from file>"),
+            "{stdout}"
+        );
+        assert!(!stdout.contains(SECRET) && !stderr.contains(SECRET));
+        if team_env.is_empty() {
+            assert!(
+                stdout.contains("url = \"sqlite:///data/qwen-gateway.db\""),
+                "{stdout}"
+            );
+        } else {
+            assert!(stdout.contains("url = \"redis://redis:6379\""), "{stdout}");
+            assert!(stdout.contains("mode = \"keys\""), "{stdout}");
+        }
+    }
+}
+
+#[test]
+fn compose_stop_grace_period_outlasts_the_shutdown_grace() {
+    let compose =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml"))
+            .unwrap();
+    let stop_grace: u64 = compose
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("stop_grace_period:"))
+        .and_then(|v| v.trim().strip_suffix('s'))
+        .and_then(|v| v.parse().ok())
+        .expect("stop_grace_period in seconds");
+    let settings = qwen_gateway::config::Settings::load_with_env(
+        Some(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/compose.toml"
+        ))),
+        Some(Default::default()),
+    )
+    .unwrap();
+    // The gateway needs the grace period plus the time it gives final error events.
+    let needed = settings.server.shutdown_grace + qwen_gateway::server::FLUSH_AFTER_GRACE;
+    assert!(
+        Duration::from_secs(stop_grace) > needed,
+        "stop_grace_period {stop_grace}s <= {needed:?}"
+    );
+}

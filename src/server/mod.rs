@@ -94,7 +94,7 @@ async fn answer_until_grace_over(
 /// After the grace period, how long ended streams get to deliver their final error event
 /// before the remaining connections are dropped: a client that stopped reading must not
 /// hold the exit.
-const FLUSH_AFTER_GRACE: Duration = Duration::from_secs(2);
+pub const FLUSH_AFTER_GRACE: Duration = Duration::from_secs(2);
 
 /// Serves until `shutdown` resolves, then stops accepting connections and lets open
 /// requests finish within `server.shutdown_grace`. When the grace period ends, open streams
