@@ -1,11 +1,12 @@
-//! The command line: `serve`, `check` and `keys` (team keys and their usage).
+//! The command line: `serve`, `check`, `healthcheck` and `keys` (team keys and their usage).
 
 use crate::auth::admin;
-use crate::config::{AuthMode, LogFormat, Secret, Settings};
+use crate::config::{AuthMode, LogFormat, Settings};
 use crate::server::{self, AppState};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,6 +40,13 @@ enum Command {
     Check {
         #[command(flatten)]
         config: ConfigArg,
+    },
+    /// Exit 0 when the gateway answers its liveness URL with 2xx, else 1: the container
+    /// HEALTHCHECK, since the runtime image has no curl.
+    Healthcheck {
+        /// Liveness URL to probe.
+        #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
+        url: String,
     },
     /// Team keys: create, list, revoke, and usage per key (in the configured store).
     Keys {
@@ -121,6 +129,7 @@ pub fn main() -> ExitCode {
         Command::Serve { config, log_format } => run_serve(config.config, log_format),
         Command::Check { config } => run_check(config.config),
         Command::Keys { command } => run_keys(command),
+        Command::Healthcheck { url } => run_healthcheck(&url),
     }
 }
 
@@ -238,6 +247,44 @@ fn pretty<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("\"{e}\""))
 }
 
+/// Longest a health probe may take; Docker's own `--timeout` is the outer bound.
+const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn run_healthcheck(url: &str) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("unhealthy: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(probe(url)) {
+        Ok(status) if status.is_success() => ExitCode::SUCCESS,
+        Ok(status) => {
+            eprintln!("unhealthy: {url} answered {status}");
+            ExitCode::FAILURE
+        }
+        Err(err) => {
+            eprintln!("unhealthy: {url}: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One GET, bounded as a whole. No proxy: a container's `HTTP_PROXY` must not swallow a
+/// loopback probe.
+async fn probe(url: &str) -> Result<reqwest::StatusCode, reqwest::Error> {
+    let client = reqwest::Client::builder()
+        .timeout(HEALTHCHECK_TIMEOUT)
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    Ok(client.get(url).send().await?.status())
+}
+
 fn env_lookup(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
@@ -323,23 +370,30 @@ fn run_serve(path: Option<PathBuf>, log_format: Option<LogFormatArg>) -> ExitCod
             .await
             .map_err(|e| format!("cannot open the store: {e}"))?;
         warn_about_auth(&settings, &store).await;
-        let admin_token = env_lookup(&settings.auth.admin_token_env).map(Secret::new);
+        // Like region keys, the admin token may come from a mounted file (`<VAR>_FILE`).
+        let admin_token = crate::config::secret_from_env(&settings.auth.admin_token_env, env_lookup)
+            .map_err(|e| e.to_string())?
+            .map(|(secret, _)| secret);
         let state = AppState::new(settings, resolution.usable, store)
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?
             .with_admin_token(admin_token);
         state
             .conversations
             .spawn_purger(std::time::Duration::from_secs(600));
+        let shutdown = shutdown_signal()
+            .map_err(|e| format!("cannot install the SIGTERM/SIGINT handlers: {e}"))?;
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let regions: Vec<&str> = state.upstream.regions().iter().map(|r| r.name()).collect();
         tracing::info!(%addr, regions = %regions.join(","), "qwen-gateway listening on http://{addr}/v1");
-        server::serve(listener, state, shutdown_signal())
+        server::serve(listener, state, shutdown)
             .await
             .map_err(|e| format!("server error: {e}"))
     });
+    // Bounded: a blocking task (e.g. a stuck DNS lookup) must not delay the exit.
+    runtime.shutdown_timeout(Duration::from_secs(1));
     match result {
         Ok(()) => {
             tracing::info!("qwen-gateway stopped");
@@ -390,25 +444,28 @@ async fn warn_about_auth(settings: &Settings, store: &crate::store::Store) {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Installs the SIGINT/SIGTERM handlers now and returns a future that resolves on either.
+/// Installing before the "listening" line matters: a signal that arrives before a lazily
+/// registered handler would kill the process with the default action (no drain, exit by
+/// signal), e.g. a `docker stop` right after start.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutdown signal received; draining");
+        tracing::info!("shutdown signal received; draining");
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutdown signal received; draining");
+    })
 }

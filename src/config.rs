@@ -23,9 +23,17 @@ pub enum ConfigError {
     #[error("configuration: {0}")]
     Invalid(String),
     #[error(
-        "no usable upstream region: set at least one of these environment variables to a Model Studio API key: {0}"
+        "no usable upstream region: set at least one of these environment variables to a Model Studio API key (or NAME_FILE to a file holding it): {0}"
     )]
     NoUsableRegion(String),
+    /// `X_FILE` names a file that cannot be read: a deployment mistake worth stopping for,
+    /// not a region to disable quietly. The path is not secret; the contents never appear.
+    #[error("{var} names the file {path}, which cannot be read: {reason}")]
+    SecretFile {
+        var: String,
+        path: String,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -187,6 +195,42 @@ pub struct RegionKey {
     pub secret: Secret,
 }
 
+/// Where a secret was found, for `check` (never the value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretSource {
+    /// The variable itself.
+    Env,
+    /// The file named by `<variable>_FILE` (Docker/Kubernetes secrets).
+    File,
+}
+
+/// Reads the secret named by the variable `var`: its value if set and non-empty, else the
+/// trimmed contents of the file named by `<var>_FILE` (how Docker and Kubernetes mount
+/// secrets, so keys need not sit in the environment). `Ok(None)` when neither holds a key.
+/// Reusable for any secret named by a variable, not only region keys.
+pub fn secret_from_env(
+    var: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Option<(Secret, SecretSource)>, ConfigError> {
+    if let Some(value) = lookup(var) {
+        let value = value.trim();
+        if !value.is_empty() {
+            return Ok(Some((Secret::new(value), SecretSource::Env)));
+        }
+    }
+    let file_var = format!("{var}_FILE");
+    let Some(path) = lookup(&file_var).filter(|p| !p.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let contents = std::fs::read_to_string(path.trim()).map_err(|e| ConfigError::SecretFile {
+        var: file_var,
+        path: path.trim().to_owned(),
+        reason: e.to_string(),
+    })?;
+    let value = contents.trim();
+    Ok((!value.is_empty()).then(|| (Secret::new(value), SecretSource::File)))
+}
+
 /// A region that can take traffic: its URL and the keys found in the environment.
 #[derive(Debug, Clone)]
 pub struct ResolvedRegion {
@@ -269,9 +313,10 @@ impl Settings {
         Ok(())
     }
 
-    /// Reads each preferred region's key variables through `lookup`. Regions with no
-    /// non-empty key are disabled with a warning; none usable is an error naming every
-    /// variable looked at.
+    /// Reads each preferred region's key variables through `lookup` (a variable `X` that is
+    /// unset or empty falls back to the file named by `X_FILE`). Regions with no non-empty
+    /// key are disabled with a warning; none usable is an error naming every variable looked
+    /// at; an unreadable `X_FILE` is an error.
     pub fn resolve_regions(
         &self,
         lookup: impl Fn(&str) -> Option<String>,
@@ -283,22 +328,19 @@ impl Settings {
             let Some(region) = self.regions.get(name) else {
                 continue;
             };
-            let keys: Vec<RegionKey> = region
-                .api_key_env
-                .iter()
-                .filter_map(|var| {
-                    looked_at.push(var.clone());
-                    let value = lookup(var)?;
-                    let value = value.trim();
-                    (!value.is_empty()).then(|| RegionKey {
+            let mut keys = Vec::new();
+            for var in &region.api_key_env {
+                looked_at.push(var.clone());
+                if let Some((secret, _)) = secret_from_env(var, &lookup)? {
+                    keys.push(RegionKey {
                         env_var: var.clone(),
-                        secret: Secret::new(value),
-                    })
-                })
-                .collect();
+                        secret,
+                    });
+                }
+            }
             if keys.is_empty() {
                 warnings.push(format!(
-                    "region '{name}' is disabled: none of its key variables is set ({})",
+                    "region '{name}' is disabled: none of its key variables (or their _FILE variants) is set ({})",
                     region.api_key_env.join(", ")
                 ));
                 continue;
@@ -322,9 +364,11 @@ impl Settings {
         out.push_str("\n# upstream keys (values never shown)\n");
         for (name, region) in &self.regions {
             for var in &region.api_key_env {
-                let state = match lookup(var) {
-                    Some(v) if !v.trim().is_empty() => "set",
-                    _ => "unset",
+                let state = match secret_from_env(var, &lookup) {
+                    Ok(Some((_, SecretSource::Env))) => "set",
+                    Ok(Some((_, SecretSource::File))) => "set from file",
+                    Ok(None) => "unset",
+                    Err(_) => "unreadable file",
                 };
                 out.push_str(&format!("# regions.{name}: {var} = <{state}>\n"));
             }
@@ -458,6 +502,62 @@ mod tests {
         .unwrap();
         assert_eq!(s.auth.mode, AuthMode::Keys);
         assert_eq!(s.auth.key_cache_ttl, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn key_falls_back_to_the_file_named_by_x_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dashscope_key");
+        std::fs::write(&file, "  sk-from-file\n").unwrap();
+        let path = file.to_str().unwrap().to_owned();
+        let s = Settings::load_with_env(None, Some(HashMap::new())).unwrap();
+        let vars = env(&[
+            ("DASHSCOPE_API_KEY_FILE", &path),
+            // Set but empty counts as unset, so the file is used.
+            ("DASHSCOPE_API_KEY_BEIJING", ""),
+            ("DASHSCOPE_API_KEY_BEIJING_FILE", &path),
+        ]);
+        let r = s.resolve_regions(|v| vars.get(v).cloned()).unwrap();
+        assert_eq!(r.usable.len(), 2);
+        for region in &r.usable {
+            assert_eq!(region.keys[0].secret.expose(), "sk-from-file");
+        }
+        assert_eq!(r.usable[0].keys[0].env_var, "DASHSCOPE_API_KEY");
+        let text = s.describe(|v| vars.get(v).cloned());
+        assert!(
+            text.contains("DASHSCOPE_API_KEY = <set from file>"),
+            "{text}"
+        );
+        assert!(!text.contains("sk-from-file"));
+    }
+
+    #[test]
+    fn the_variable_wins_over_its_file_and_bad_files_are_errors() {
+        let s = Settings::load_with_env(None, Some(HashMap::new())).unwrap();
+        let vars = env(&[
+            ("DASHSCOPE_API_KEY", "sk-from-env"),
+            ("DASHSCOPE_API_KEY_FILE", "/nonexistent/should-not-be-read"),
+        ]);
+        let r = s.resolve_regions(|v| vars.get(v).cloned()).unwrap();
+        assert_eq!(r.usable[0].keys[0].secret.expose(), "sk-from-env");
+
+        let missing = env(&[("DASHSCOPE_API_KEY_FILE", "/nonexistent/key")]);
+        let err = s.resolve_regions(|v| missing.get(v).cloned()).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("DASHSCOPE_API_KEY_FILE") && msg.contains("/nonexistent/key"));
+
+        // An empty file is no key: the region is disabled like an empty variable.
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        let vars = env(&[
+            ("DASHSCOPE_API_KEY_FILE", empty.to_str().unwrap()),
+            ("DASHSCOPE_API_KEY_BEIJING", "sk-b"),
+        ]);
+        let r = s.resolve_regions(|v| vars.get(v).cloned()).unwrap();
+        assert_eq!(r.usable.len(), 1);
+        assert_eq!(r.usable[0].name, "beijing");
+        assert!(r.warnings[0].contains("DASHSCOPE_API_KEY"));
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub mod kind {
     pub const SERVER: &str = "server_error";
 }
 
+/// The `code` of every error caused by the gateway's own shutdown.
+pub const SHUTTING_DOWN: &str = "gateway_shutting_down";
+
 /// An error as an OpenAI client expects it: status, message, type, param, code,
 /// plus an optional `Retry-After` hint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +95,16 @@ impl ApiError {
 
     pub fn server(status: StatusCode, message: impl Into<String>) -> Self {
         Self::new(status, kind::SERVER, message)
+    }
+
+    /// 503 `gateway_shutting_down`: the shutdown grace period ended before this request
+    /// did. Retrying reaches another replica (or this one after its restart).
+    pub fn shutting_down() -> Self {
+        Self::server(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The gateway is shutting down and its grace period (server.shutdown_grace) ended before this request finished; retry it.",
+        )
+        .with_code(SHUTTING_DOWN)
     }
 
     /// The `{"error":{...}}` JSON value, for bodies and for in-stream error frames.

@@ -193,3 +193,181 @@ async fn serve_logs_one_line_per_request_without_secrets() {
     assert_eq!(access[0]["stream"], false);
     assert_eq!(access[1]["stream"], true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_format_flag_overrides_the_config_both_ways() {
+    let mock = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    for (file_format, flag, want_json) in [("text", "json", true), ("json", "text", false)] {
+        let path = dir.path().join(format!("{file_format}.toml"));
+        let extra =
+            format!("[server]\nlisten = \"127.0.0.1:0\"\n[log]\nformat = \"{file_format}\"\n");
+        std::fs::write(&path, config_toml(&[mock.base_url()], &extra)).unwrap();
+        let (child, _addr, rx) = spawn_serve(&path, &["--log-format", flag]);
+        assert!(stop(child).success());
+        let mut lines = Vec::new();
+        while let Ok(line) = rx.recv_timeout(Duration::from_secs(2)) {
+            lines.push(line);
+        }
+        let listening = lines
+            .iter()
+            .find(|l| l.contains("qwen-gateway listening"))
+            .or(lines.first())
+            .cloned()
+            .unwrap_or_default();
+        let parsed = serde_json::from_str::<serde_json::Value>(&listening);
+        if want_json {
+            let v = parsed.unwrap_or_else(|e| panic!("not JSON ({e}): {listening}"));
+            assert_eq!(v["level"], "INFO", "{v}");
+            assert!(v["timestamp"].is_string(), "{v}");
+            // Every other line is JSON too (e.g. the shutdown lines).
+            for line in &lines {
+                assert!(
+                    serde_json::from_str::<serde_json::Value>(line).is_ok(),
+                    "{line}"
+                );
+            }
+        } else {
+            assert!(parsed.is_err(), "text format logged JSON: {listening}");
+        }
+    }
+}
+
+async fn healthcheck(url: &str) -> (std::process::ExitStatus, String, Duration) {
+    let started = Instant::now();
+    let out = tokio::process::Command::from(gateway_command(&["healthcheck", "--url", url]))
+        .env("HTTP_PROXY", "http://127.0.0.1:9")
+        .env("http_proxy", "http://127.0.0.1:9")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status, stderr, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_exits_0_on_a_live_gateway_and_1_otherwise() {
+    let (gw, _mock) = gateway_with_mock("").await;
+    // A proxy in the environment is ignored: the probe talks to the gateway directly.
+    let (status, stderr, _) = healthcheck(&gw.url("/healthz")).await;
+    assert_eq!(status.code(), Some(0), "{stderr}");
+
+    let (status, stderr, _) = healthcheck(&gw.url("/nope")).await;
+    assert_eq!(status.code(), Some(1));
+    assert!(stderr.contains("404"), "{stderr}");
+
+    // Nothing listening: refused at once.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closed_addr = closed.local_addr().unwrap();
+    drop(closed);
+    let (status, stderr, elapsed) = healthcheck(&format!("http://{closed_addr}/healthz")).await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_gives_up_after_2_seconds_on_a_hung_server() {
+    // Accepts connections and never answers.
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = hung.local_addr().unwrap();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hung.accept().await {
+            held.push(socket);
+        }
+    });
+    let (status, stderr, elapsed) = healthcheck(&format!("http://{addr}/healthz")).await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        elapsed >= Duration::from_millis(1900) && elapsed < Duration::from_secs(5),
+        "{elapsed:?}"
+    );
+    holder.abort();
+}
+
+/// `QWEN_GATEWAY__*=value` pairs set by the Dockerfile's `ENV`, so this test follows it.
+fn dockerfile_env() -> Vec<(String, String)> {
+    let dockerfile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile"))
+        .expect("Dockerfile");
+    dockerfile
+        .split_whitespace()
+        .filter(|word| word.starts_with("QWEN_GATEWAY__"))
+        .filter_map(|word| word.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[test]
+fn compose_config_passes_check_with_the_container_environment() {
+    let image_env = dockerfile_env();
+    assert!(
+        image_env
+            .iter()
+            .any(|(k, _)| k == "QWEN_GATEWAY__SERVER__LISTEN"),
+        "{image_env:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("dashscope_api_key");
+    std::fs::write(&key_file, format!("{SECRET}\n")).unwrap();
+    let compose_toml = concat!(env!("CARGO_MANIFEST_DIR"), "/config/compose.toml");
+    let team = [
+        ("QWEN_GATEWAY__STORE__URL", "redis://redis:6379"),
+        ("QWEN_GATEWAY__AUTH__MODE", "keys"),
+    ];
+    for team_env in [&[][..], &team[..]] {
+        let mut cmd = gateway_command(&["check", "--config", compose_toml]);
+        cmd.envs(image_env.iter().map(|(k, v)| (k, v)))
+            // As .env.example leaves it: empty, so the mounted secret file is used.
+            .env("DASHSCOPE_API_KEY", "")
+            .env("DASHSCOPE_API_KEY_FILE", &key_file)
+            .envs(team_env.iter().copied());
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        assert!(stdout.contains("listen = \"0.0.0.0:8080\""), "{stdout}");
+        assert!(stdout.contains("format = \"json\""), "{stdout}");
+        assert!(
+            stdout.contains("DASHSCOPE_API_KEY = <set from file>"),
+            "{stdout}"
+        );
+        assert!(!stdout.contains(SECRET) && !stderr.contains(SECRET));
+        if team_env.is_empty() {
+            assert!(
+                stdout.contains("url = \"sqlite:///data/qwen-gateway.db\""),
+                "{stdout}"
+            );
+        } else {
+            assert!(stdout.contains("url = \"redis://redis:6379\""), "{stdout}");
+            assert!(stdout.contains("mode = \"keys\""), "{stdout}");
+        }
+    }
+}
+
+#[test]
+fn compose_stop_grace_period_outlasts_the_shutdown_grace() {
+    let compose =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml"))
+            .unwrap();
+    let stop_grace: u64 = compose
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("stop_grace_period:"))
+        .and_then(|v| v.trim().strip_suffix('s'))
+        .and_then(|v| v.parse().ok())
+        .expect("stop_grace_period in seconds");
+    let settings = qwen_gateway::config::Settings::load_with_env(
+        Some(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/compose.toml"
+        ))),
+        Some(Default::default()),
+    )
+    .unwrap();
+    // The gateway needs the grace period plus the time it gives final error events.
+    let needed = settings.server.shutdown_grace + qwen_gateway::server::FLUSH_AFTER_GRACE;
+    assert!(
+        Duration::from_secs(stop_grace) > needed,
+        "stop_grace_period {stop_grace}s <= {needed:?}"
+    );
+}

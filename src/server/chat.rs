@@ -26,6 +26,7 @@ use futures_util::{Stream, StreamExt};
 use http::{HeaderMap, HeaderValue, Method, header};
 use serde_json::Value;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 pub async fn completions(
     State(state): State<AppState>,
@@ -72,9 +73,10 @@ pub async fn completions(
     let upstreams = opened.into_iter().collect::<Result<Vec<_>, _>>()?;
     let limits = state.upstream.limits();
     if plan.stream {
-        Ok(stream_response(plan, upstreams, limits, meta))
+        let grace_over = state.grace_over.clone();
+        Ok(stream_response(plan, upstreams, limits, meta, grace_over))
     } else {
-        complete(plan, upstreams, limits, meta).await
+        complete(plan, upstreams, limits, meta, state.grace_over.clone()).await
     }
 }
 
@@ -114,23 +116,36 @@ struct EventSource {
     parser: SseParser,
     idle: Duration,
     meta: RequestMeta,
+    /// The shutdown grace period's end (see `AppState::grace_over`).
+    grace_over: CancellationToken,
 }
 
 impl EventSource {
-    fn new(upstream: UpstreamResponse, limits: Limits, meta: RequestMeta) -> Self {
+    fn new(
+        upstream: UpstreamResponse,
+        limits: Limits,
+        meta: RequestMeta,
+        grace_over: CancellationToken,
+    ) -> Self {
         Self {
             upstream,
             parser: SseParser::new(),
             idle: limits.stream_idle_timeout,
             meta,
+            grace_over,
         }
     }
 
     /// The next batch of events; an empty batch means the upstream ended.
     async fn next_batch(&mut self) -> Result<Vec<Value>, ApiError> {
         loop {
-            let chunk = tokio::time::timeout(self.idle, self.upstream.body.chunk())
-                .await
+            // Biased: once the grace period is over the stream ends, even mid-answer.
+            let read = tokio::select! {
+                biased;
+                () = self.grace_over.cancelled() => return Err(ApiError::shutting_down()),
+                read = tokio::time::timeout(self.idle, self.upstream.body.chunk()) => read,
+            };
+            let chunk = read
                 .map_err(|_| {
                     ApiError::server(
                         http::StatusCode::GATEWAY_TIMEOUT,
@@ -184,6 +199,7 @@ async fn complete(
     upstreams: Vec<UpstreamResponse>,
     limits: Limits,
     meta: RequestMeta,
+    grace_over: CancellationToken,
 ) -> Result<Response, ApiError> {
     let ctx = ChatContext {
         model: plan.model.clone(),
@@ -191,7 +207,7 @@ async fn complete(
     };
     let runs = upstreams.into_iter().map(|upstream| {
         let builder = CompletionBuilder::new(ctx.clone(), plan.stop.clone());
-        let source = EventSource::new(upstream, limits, meta.clone());
+        let source = EventSource::new(upstream, limits, meta.clone(), grace_over.clone());
         assemble(source, builder, limits.request_timeout)
     });
     let results = futures_util::future::join_all(runs).await;
@@ -356,6 +372,7 @@ fn stream_response(
     upstreams: Vec<UpstreamResponse>,
     limits: Limits,
     meta: RequestMeta,
+    grace_over: CancellationToken,
 ) -> Response {
     let n = upstreams.len();
     let shared_id = (n > 1).then(|| format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()));
@@ -374,7 +391,8 @@ fn stream_response(
                 created,
                 stop: plan.stop.clone(),
             });
-            choice_stream(EventSource::new(upstream, limits, meta.clone()), translator).boxed()
+            let source = EventSource::new(upstream, limits, meta.clone(), grace_over.clone());
+            choice_stream(source, translator).boxed()
         })
         .collect();
     let merged = futures_util::stream::select_all(choices);

@@ -21,6 +21,8 @@ use axum::middleware::from_fn_with_state;
 use axum::routing::{delete, get, post};
 use http::HeaderName;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
@@ -33,6 +35,10 @@ pub struct AppState {
     pub conversations: Arc<Conversations>,
     pub auth: Arc<Auth>,
     pub ledger: Ledger,
+    /// Cancelled when the shutdown grace period ends: open streams then close with a
+    /// `gateway_shutting_down` error instead of being cut mid-event, and handlers still
+    /// waiting for the upstream answer 503.
+    pub grace_over: CancellationToken,
 }
 
 impl AppState {
@@ -55,6 +61,7 @@ impl AppState {
             models: Arc::new(ModelCatalog::new(settings.models.clone())),
             upstream: Arc::new(upstream),
             settings: Arc::new(settings),
+            grace_over: CancellationToken::new(),
         })
     }
 
@@ -69,6 +76,7 @@ impl AppState {
 /// The gateway's routes with their middleware.
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
+    let grace_over = state.grace_over.clone();
     let api = Router::new()
         .route("/v1/responses", post(responses::create))
         .route(
@@ -98,12 +106,35 @@ pub fn router(state: AppState) -> Router {
                 access_log::access_log,
             ))
             .layer(from_fn_with_state(state.auth.clone(), auth::require_admin))
-            .layer(from_fn_with_state(state.auth.clone(), auth::require_key)),
+            .layer(from_fn_with_state(state.auth.clone(), auth::require_key))
+            .layer(from_fn_with_state(grace_over, answer_until_grace_over)),
     )
 }
 
-/// Serves until `shutdown` resolves, then lets open requests finish within
-/// `server.shutdown_grace`.
+/// Races a handler against the end of the shutdown grace period, so a request still
+/// waiting for the upstream (which may take minutes) cannot hold the process open; it gets
+/// an OpenAI-shaped 503 instead. Inside the access log, so the 503 is logged.
+async fn answer_until_grace_over(
+    axum::extract::State(grace_over): axum::extract::State<CancellationToken>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    tokio::select! {
+        response = next.run(request) => response,
+        () = grace_over.cancelled() => crate::error::ApiError::shutting_down().into_response(),
+    }
+}
+
+/// After the grace period, how long ended streams get to deliver their final error event
+/// before the remaining connections are dropped: a client that stopped reading must not
+/// hold the exit.
+pub const FLUSH_AFTER_GRACE: Duration = Duration::from_secs(2);
+
+/// Serves until `shutdown` resolves, then stops accepting connections and lets open
+/// requests finish within `server.shutdown_grace`. When the grace period ends, open streams
+/// are closed with a `gateway_shutting_down` error event (see [`AppState::grace_over`]) and
+/// get [`FLUSH_AFTER_GRACE`] to deliver it; then this returns `Ok` whatever is left open.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -111,23 +142,43 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let grace = state.settings.server.shutdown_grace;
     let ledger = state.ledger.clone();
+    let grace_over = state.grace_over.clone();
     let app = router(state);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
-        let _ = stop_tx.send(true);
+        let _ = started_tx.send(());
     });
-    let mut stop_rx = stop_rx;
-    let result = tokio::select! {
-        result = server => result,
-        _ = async {
-            let _ = stop_rx.wait_for(|stopped| *stopped).await;
-            tokio::time::sleep(grace).await;
-        } => {
-            tracing::warn!(?grace, "shutdown grace period over; closing remaining connections");
-            Ok(())
+    let result = async {
+        let mut server = std::pin::pin!(server.into_future());
+        tokio::select! {
+            result = &mut server => return result,
+            _ = started_rx => {}
         }
-    };
+        tracing::info!(
+            ?grace,
+            "shutting down: no new connections; open requests have the grace period to finish"
+        );
+        if let Ok(result) = tokio::time::timeout(grace, &mut server).await {
+            return result;
+        }
+        tracing::warn!(
+            ?grace,
+            "shutdown grace period over; ending open streams with a gateway_shutting_down error"
+        );
+        grace_over.cancel();
+        match tokio::time::timeout(FLUSH_AFTER_GRACE, &mut server).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(
+                    after = ?FLUSH_AFTER_GRACE,
+                    "connections still open after their final events; dropping them"
+                );
+                Ok(())
+            }
+        }
+    }
+    .await;
     // Usage of the last requests is still being written: let it land.
     ledger.drain(std::time::Duration::from_secs(5)).await;
     result

@@ -15,6 +15,7 @@ use futures_util::Stream;
 use serde_json::{Value, json};
 use std::convert::Infallible;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// Finds SSE event boundaries (a blank line: two line terminators in a row, where a
 /// terminator is `\r\n`, `\n` or `\r`) across arbitrary chunking.
@@ -126,6 +127,8 @@ struct Relay {
     idle_timeout: Duration,
     meta: RequestMeta,
     recorder: Option<TurnRecorder>,
+    /// The shutdown grace period's end (see `AppState::grace_over`).
+    grace_over: CancellationToken,
     done: bool,
 }
 
@@ -198,7 +201,15 @@ impl Relay {
             if self.done {
                 return None;
             }
-            let read = tokio::time::timeout(self.idle_timeout, self.upstream.chunk()).await;
+            // Biased: once the grace period is over the stream ends, even mid-answer.
+            let read = tokio::select! {
+                biased;
+                () = self.grace_over.cancelled() => {
+                    let message = crate::error::ApiError::shutting_down().message;
+                    return Some(self.error_frame(crate::error::SHUTTING_DOWN, message));
+                }
+                read = tokio::time::timeout(self.idle_timeout, self.upstream.chunk()) => read,
+            };
             match read {
                 Ok(Ok(Some(chunk))) => {
                     if let Some(complete) = self.splitter.push(chunk) {
@@ -247,12 +258,14 @@ fn sequence_number(data: &str) -> Option<u64> {
     digits[..end].parse().ok()
 }
 
-/// The client-facing byte stream for an upstream SSE response.
+/// The client-facing byte stream for an upstream SSE response; ends with an error event
+/// when `grace_over` is cancelled.
 pub fn relay_stream(
     upstream: UpstreamBody,
     idle_timeout: Duration,
     meta: RequestMeta,
     recorder: Option<TurnRecorder>,
+    grace_over: CancellationToken,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
     let relay = Relay {
         upstream,
@@ -262,6 +275,7 @@ pub fn relay_stream(
         idle_timeout,
         meta,
         recorder,
+        grace_over,
         done: false,
     };
     futures_util::stream::unfold(relay, |mut relay| async move {

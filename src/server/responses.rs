@@ -198,6 +198,7 @@ async fn relay_response(
             limits.stream_idle_timeout,
             meta,
             recorder,
+            state.grace_over.clone(),
         ))
     } else {
         let bytes = upstream.read_body(limits).await?;

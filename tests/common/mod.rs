@@ -25,6 +25,19 @@ impl Gateway {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// Sends the shutdown signal without waiting for the server.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// The server task's result if it ends within `within`, else `None`.
+    pub async fn finished(&mut self, within: Duration) -> Option<std::io::Result<()>> {
+        let joined = tokio::time::timeout(within, &mut self.task).await.ok()?;
+        Some(joined.unwrap_or_else(|e| Err(std::io::Error::other(e))))
+    }
+
     /// Stops accepting and waits (bounded) for the server to end.
     pub async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
