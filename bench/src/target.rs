@@ -1,0 +1,238 @@
+//! The servers under test, as described by run.sh in `targets.json`, and how to call them.
+
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+
+/// The model every request names (each gateway is configured to route it to the mock).
+pub const MODEL: &str = "qwen3-max-2026-01-23";
+
+/// One server a request can be sent to.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub name: String,
+    /// Base URL below which `/responses` and `/chat/completions` live.
+    pub base: String,
+    /// Server process whose memory and CPU are read; `None` if unknown.
+    pub pid: Option<u32>,
+    /// Extra request headers (Portkey's routing headers).
+    pub headers: Vec<(String, String)>,
+    /// Model name to ask for on `/chat/completions`.
+    pub chat_model: String,
+    /// The mock itself (the floor), not a gateway.
+    pub direct: bool,
+    /// Why this target could not be run at all.
+    pub unavailable: Option<String>,
+    /// Why this target cannot serve `/chat/completions` (decided by run.sh or the probe).
+    pub chat_na: Option<String>,
+    /// Why this target cannot serve `/responses` (decided by the probe).
+    pub responses_na: Option<String>,
+    pub version: String,
+}
+
+/// What run.sh hands over.
+pub struct Setup {
+    pub mock: String,
+    pub mock_pid: Option<u32>,
+    pub targets: Vec<Target>,
+    pub versions: Vec<(String, String)>,
+}
+
+fn str_field(v: &Value, k: &str) -> Option<String> {
+    v.get(k).and_then(Value::as_str).map(str::to_owned)
+}
+
+pub fn load(path: &str) -> Result<Setup, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
+    let targets = v["targets"]
+        .as_array()
+        .ok_or("targets.json: no targets")?
+        .iter()
+        .map(|t| Target {
+            name: str_field(t, "name").unwrap_or_default(),
+            base: str_field(t, "base")
+                .unwrap_or_default()
+                .trim_end_matches('/')
+                .to_owned(),
+            pid: t.get("pid").and_then(Value::as_u64).map(|p| p as u32),
+            headers: t
+                .get("headers")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            chat_model: str_field(t, "chat_model").unwrap_or_else(|| MODEL.to_owned()),
+            direct: t.get("direct").and_then(Value::as_bool).unwrap_or(false),
+            unavailable: str_field(t, "unavailable"),
+            chat_na: str_field(t, "chat_na"),
+            responses_na: None,
+            version: str_field(t, "version").unwrap_or_default(),
+        })
+        .collect();
+    let versions = v
+        .get("versions")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Setup {
+        mock: str_field(&v, "mock")
+            .ok_or("targets.json: no mock")?
+            .trim_end_matches('/')
+            .to_owned(),
+        mock_pid: v.get("mock_pid").and_then(Value::as_u64).map(|p| p as u32),
+        targets,
+        versions,
+    })
+}
+
+/// The API surfaces a scenario exercises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Api {
+    Responses,
+    ResponsesStream,
+    Chat,
+    ChatStream,
+}
+
+impl Api {
+    pub fn is_chat(self) -> bool {
+        matches!(self, Api::Chat | Api::ChatStream)
+    }
+    pub fn is_stream(self) -> bool {
+        matches!(self, Api::ResponsesStream | Api::ChatStream)
+    }
+}
+
+/// A ready-to-send request.
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Target {
+    /// Why `api` cannot be exercised on this target, if it cannot.
+    pub fn na(&self, api: Api) -> Option<String> {
+        if let Some(r) = &self.unavailable {
+            return Some(r.clone());
+        }
+        if api.is_chat() {
+            if let Some(r) = &self.chat_na {
+                return Some(r.clone());
+            }
+        } else if let Some(r) = &self.responses_na {
+            return Some(r.clone());
+        }
+        None
+    }
+
+    /// The request for `api`. The mock has no `/chat/completions`, so the direct target
+    /// answers chat scenarios with the equivalent `/responses` call (the floor).
+    pub fn call(&self, api: Api) -> Call {
+        let (path, body) = match (api, self.direct) {
+            (Api::Responses, _) | (Api::Chat, true) => {
+                ("responses", json!({"model": MODEL, "input": "hello"}))
+            }
+            (Api::ResponsesStream, _) | (Api::ChatStream, true) => (
+                "responses",
+                json!({"model": MODEL, "input": "hello", "stream": true}),
+            ),
+            (Api::Chat, false) => (
+                "chat/completions",
+                json!({"model": self.chat_model, "messages": [{"role": "user", "content": "hello"}]}),
+            ),
+            (Api::ChatStream, false) => (
+                "chat/completions",
+                json!({"model": self.chat_model, "stream": true,
+                       "messages": [{"role": "user", "content": "hello"}]}),
+            ),
+        };
+        let mut headers = vec![
+            ("content-type".to_owned(), "application/json".to_owned()),
+            ("authorization".to_owned(), "Bearer sk-bench-client".to_owned()),
+        ];
+        headers.extend(self.headers.iter().cloned());
+        Call {
+            url: format!("{}/{path}", self.base),
+            headers,
+            body: serde_json::to_vec(&body).unwrap_or_default(),
+        }
+    }
+}
+
+/// Timings of one exchange.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    pub first_byte: Duration,
+    pub total: Duration,
+}
+
+/// Sends `call` and reads the whole answer; an error for a non-2xx status.
+pub async fn send(client: &reqwest::Client, call: &Call) -> Result<Timing, String> {
+    let start = Instant::now();
+    let mut req = client.post(&call.url).body(call.body.clone());
+    for (k, v) in &call.headers {
+        req = req.header(k, v);
+    }
+    let res = req.send().await.map_err(|e| format!("{e:#}"))?;
+    let status = res.status();
+    let mut stream = res.bytes_stream();
+    let mut first = None;
+    let mut head = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| format!("{e:#}"))?;
+        first.get_or_insert_with(|| start.elapsed());
+        if head.len() < 300 {
+            head.extend_from_slice(&chunk[..chunk.len().min(300 - head.len())]);
+        }
+    }
+    if !status.is_success() {
+        return Err(format!(
+            "HTTP {status}: {}",
+            String::from_utf8_lossy(&head).replace('\n', " ")
+        ));
+    }
+    let total = start.elapsed();
+    Ok(Timing {
+        first_byte: first.unwrap_or(total),
+        total,
+    })
+}
+
+/// One request of each kind the target claims to serve; failures mark the surface n/a.
+/// A stream must end with a completion marker, so a gateway that mangles SSE is caught.
+pub async fn probe(client: &reqwest::Client, t: &Target, api: Api) -> Result<(), String> {
+    let call = t.call(api);
+    let mut req = client.post(&call.url).body(call.body.clone());
+    for (k, v) in &call.headers {
+        req = req.header(k, v);
+    }
+    let res = req.send().await.map_err(|e| format!("{e:#}"))?;
+    let status = res.status();
+    let text = res.text().await.map_err(|e| format!("{e:#}"))?;
+    let short = |s: &str| s.chars().take(160).collect::<String>().replace('\n', " ");
+    if !status.is_success() {
+        return Err(format!("HTTP {} from {}: {}", status.as_u16(), call.url, short(&text)));
+    }
+    let ok = match api {
+        Api::Responses => text.contains("\"output\""),
+        Api::ResponsesStream => text.contains("response.completed"),
+        Api::Chat => text.contains("\"choices\""),
+        Api::ChatStream => text.contains("[DONE]") || text.contains("finish_reason\":\"stop"),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("unexpected answer from {}: {}", call.url, short(&text)))
+    }
+}
