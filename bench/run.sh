@@ -113,7 +113,7 @@ pids+=($gw_pid)
 gw=$(wait_for "$out/logs/qwen-gateway.log" 'http://127\.0\.0\.1:[0-9]+' 15)
 wait_http "$gw/healthz" 15
 gw_version="$(git rev-parse --short HEAD) ($(git log -1 --format=%cs))"
-add_target "{\"name\": \"qwen-gateway\", \"base\": \"$gw/v1\", \"pid\": $gw_pid}"
+add_target "{\"name\": \"qwen-gateway\", \"base\": \"$gw/v1\", \"pid\": $gw_pid, \"log\": \"$out/logs/qwen-gateway.log\"}"
 
 # LiteLLM's proxy: an OpenAI-compatible provider pointed at the mock. `/v1/responses` goes to
 # the mock's /responses; chat goes through LiteLLM's Responses bridge (`openai/responses/…`),
@@ -133,29 +133,34 @@ model_list:
       model: openai/$model
       api_base: $mock
       api_key: sk-bench
+    model_info: &pricing  # Qwen3-Max list prices; unpriced, LiteLLM diagnoses every \$0 cost
+      input_cost_per_token: 0.0000012
+      output_cost_per_token: 0.000006
   - model_name: $model-chat
     litellm_params:
       model: openai/responses/$model
       api_base: $mock
       api_key: sk-bench
+    model_info: *pricing
 litellm_settings:
   telemetry: false
   drop_params: true
   set_verbose: false
   json_logs: false
 general_settings:
+  master_key: sk-bench-0c6f1e9a4d2b47d8a3e5f7091b2c4d6e  # = qwen-bench's CLIENT_KEY
   disable_spend_logs: true
   disable_error_logs: true
 YAML
   port=$(free_port)
   # No network here: use the bundled model cost map instead of fetching it.
-  LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_LOG=ERROR LITELLM_MODE=PRODUCTION \
+  LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_LOG=ERROR \
     bench/.venv/bin/litellm --config "$out/litellm.yaml" --host 127.0.0.1 --port "$port" \
     --num_workers "$workers" >"$out/logs/litellm.log" 2>&1 &
   ll_pid=$!
   pids+=($ll_pid)
   if wait_http "http://127.0.0.1:$port/health/liveliness" 120; then
-    add_target "{\"name\": \"LiteLLM\", \"base\": \"http://127.0.0.1:$port/v1\", \"pid\": $ll_pid, \"chat_model\": \"$model-chat\"}"
+    add_target "{\"name\": \"LiteLLM\", \"base\": \"http://127.0.0.1:$port/v1\", \"pid\": $ll_pid, \"chat_model\": \"$model-chat\", \"log\": \"$out/logs/litellm.log\"}"
   else
     add_target "{\"name\": \"LiteLLM\", \"unavailable\": $(json_str "did not start within 120 s: $(tail -n 3 "$out/logs/litellm.log" | tr '\n' ' ')")}"
   fi
@@ -175,7 +180,7 @@ else
   pk_pid=$!
   pids+=($pk_pid)
   if wait_http "http://127.0.0.1:$port/" 30; then
-    add_target "{\"name\": \"Portkey\", \"base\": \"http://127.0.0.1:$port/v1\", \"pid\": $pk_pid,
+    add_target "{\"name\": \"Portkey\", \"base\": \"http://127.0.0.1:$port/v1\", \"pid\": $pk_pid, \"log\": \"$out/logs/portkey.log\",
       \"headers\": {\"x-portkey-provider\": \"openai\", \"x-portkey-custom-host\": \"$mock\"},
       \"chat_na\": \"Portkey's openai provider sends /chat/completions to the upstream unchanged, and Model Studio's Responses API (the mock) has no /chat/completions; Portkey has no Chat-to-Responses bridge\"}"
   else

@@ -21,6 +21,8 @@ pub struct LoadResult {
     pub rps: f64,
     pub ok: u64,
     pub failed: u64,
+    /// Requests still open when the run ended (cut off by oha, not failures).
+    pub aborted: u64,
     pub p50_us: f64,
     pub p99_us: f64,
     /// Server CPU seconds (user + system) during the run.
@@ -63,6 +65,7 @@ pub async fn run(oha: &str, call: &Call, load: Load, pid: Option<u32>) -> Result
         .map_err(|e| format!("oha output is not JSON ({e})"))?;
     let mut ok = 0;
     let mut failed = 0;
+    let mut aborted = 0;
     if let Some(codes) = v["statusCodeDistribution"].as_object() {
         for (code, n) in codes {
             let n = n.as_u64().unwrap_or(0);
@@ -78,6 +81,7 @@ pub async fn run(oha: &str, call: &Call, load: Load, pid: Option<u32>) -> Result
         for (msg, n) in errors {
             // Requests still open at the deadline are cut off by design, not failures.
             if msg.contains("aborted due to deadline") {
+                aborted += n.as_u64().unwrap_or(0);
                 continue;
             }
             failed += n.as_u64().unwrap_or(0);
@@ -97,6 +101,7 @@ pub async fn run(oha: &str, call: &Call, load: Load, pid: Option<u32>) -> Result
         rps: ok as f64 / total.max(1e-9),
         ok,
         failed,
+        aborted,
         p50_us: secs_to_us(&pct["p50"]),
         p99_us: secs_to_us(&pct["p99"]),
         cpu_secs: procfs::cpu_between(before, after),

@@ -24,6 +24,19 @@ use target::{Api, Call, Target};
 enum Cli {
     /// Runs all scenarios against the targets listed in a targets.json written by run.sh.
     Suite(SuiteArgs),
+    /// Holds N slow streams open through one server (the open-streams scenario alone).
+    Streams {
+        /// Base URL below which /responses lives, e.g. http://127.0.0.1:8080/v1
+        #[arg(long)]
+        base: String,
+        #[arg(long, default_value_t = 1000)]
+        n: usize,
+        /// Server process to read.
+        #[arg(long)]
+        pid: Option<u32>,
+        #[arg(long, default_value_t = 5)]
+        hold_secs: u64,
+    },
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -90,7 +103,7 @@ impl Plan {
             open_streams: vec![1_000, 10_000],
             open_timeout: Duration::from_secs(if q { 25 } else { 45 }),
             hold: Duration::from_secs(if q { 3 } else { 5 }),
-            slow_delay_ms: 1_000,
+            slow_delay_ms: 1_500,
         }
     }
 }
@@ -348,12 +361,21 @@ impl Suite {
                     done.push((t.name.clone(), r));
                 }
                 Ok(r) => {
-                    let why = format!(
-                        "{} of {} requests failed: {}",
-                        r.failed,
-                        r.ok + r.failed,
-                        r.first_error.unwrap_or_default()
-                    );
+                    let why = if r.ok == 0 && r.failed == 0 {
+                        format!(
+                            "no request completed within the {} s run ({} cut off at its end): \
+                             far beyond saturation",
+                            load.duration.as_secs(),
+                            r.aborted
+                        )
+                    } else {
+                        format!(
+                            "{} of {} requests failed: {}",
+                            r.failed,
+                            r.ok + r.failed,
+                            r.first_error.unwrap_or_default()
+                        )
+                    };
                     self.figures.set_na(&format!("{prefix}.rps"), &t.name, &why);
                 }
                 Err(e) => self.figures.set_na(&format!("{prefix}.rps"), &t.name, &e),
@@ -432,7 +454,9 @@ impl Suite {
     async fn open_streams(&mut self) -> Result<(), String> {
         let p = self.plan.clone();
         self.mock_defaults(json!({
-            "x-mock-tokens": "600",
+            // 60 events 1.5 s apart: 90 s, longer than opening and holding take. (The mock
+            // prepares a whole answer up front; longer answers make it the bottleneck.)
+            "x-mock-tokens": "60",
             "x-mock-delay-ms": p.slow_delay_ms.to_string(),
         }))
         .await?;
@@ -445,16 +469,30 @@ impl Suite {
                 } else if p.quick && n == largest && t.name != "qwen-gateway" {
                     Err("skipped in --quick (full run only)".to_owned())
                 } else {
-                    eprintln!("open streams: {} × {n}", t.name);
-                    let r = streams::run(
+                    // A proxy holds two sockets per stream (client and upstream); stay under
+                    // its descriptor limit, which run.sh may not be allowed to raise.
+                    let limit = t.pid.and_then(procfs::fd_limit).unwrap_or(usize::MAX);
+                    let fit = limit.saturating_sub(300) / 2 / 100 * 100;
+                    let m = n.min(fit);
+                    eprintln!("open streams: {} × {m}", t.name);
+                    let mut r = streams::run(
                         &t.call(Api::ResponsesStream),
-                        n,
+                        m,
                         256,
                         p.open_timeout,
                         p.hold,
                         t.pid,
                     )
                     .await;
+                    if let Ok(r) = &mut r {
+                        r.planned = n;
+                        if m < n {
+                            r.capped = Some(format!(
+                                "{m} of {n}: the process may open {limit} files (hard limit, \
+                                 not raisable without CAP_SYS_RESOURCE) and needs two per stream"
+                            ));
+                        }
+                    }
                     if let Ok(r) = &r {
                         eprintln!(
                             "  opened {}/{} in {:.1}s, {:.1} MB RSS, {} failed {:?}",
@@ -508,7 +546,7 @@ impl Suite {
             .streams
             .iter()
             .map(|s| match &s.result {
-                Ok(r) => json!({"target": s.target, "wanted": r.wanted, "opened": r.opened,
+                Ok(r) => json!({"target": s.target, "planned": r.planned, "capped": r.capped, "wanted": r.wanted, "opened": r.opened,
                     "open_secs": r.open_secs, "rss_kb": r.rss_kb, "rss_before_kb": r.rss_before_kb,
                     "hold_cpu_pct": r.hold_cpu_pct, "open_cpu_secs": r.open_cpu_secs,
                     "failed": r.failed, "first_error": r.first_error}),
@@ -577,17 +615,14 @@ async fn suite(args: SuiteArgs) -> Result<(), String> {
             }
             if let Err(e) = target::probe(&s.client, &t, api).await {
                 eprintln!("probe: {} {:?}: {e}", t.name, api);
-                let why = match api {
-                    Api::Responses | Api::ResponsesStream => "/v1/responses",
-                    Api::Chat | Api::ChatStream => "/v1/chat/completions",
+                let what = match api {
+                    Api::Responses => "/v1/responses",
+                    Api::ResponsesStream => "streaming /v1/responses",
+                    Api::Chat => "/v1/chat/completions",
+                    Api::ChatStream => "streaming /v1/chat/completions",
                 };
-                let why = format!("{why}{} failed: {e}", if api.is_stream() { " (stream)" } else { "" });
-                let t = &mut s.setup.targets[i];
-                if api.is_chat() {
-                    t.chat_na.get_or_insert(why);
-                } else {
-                    t.responses_na.get_or_insert(why);
-                }
+                let why = format!("{what} failed: {e}");
+                s.setup.targets[i].api_na.push((api, why));
             }
         }
     }
@@ -626,6 +661,31 @@ async fn suite(args: SuiteArgs) -> Result<(), String> {
 async fn main() {
     let result = match Cli::parse() {
         Cli::Suite(a) => suite(a).await,
+        Cli::Streams {
+            base,
+            n,
+            pid,
+            hold_secs,
+        } => {
+            let t = Target {
+                name: "target".into(),
+                base: base.trim_end_matches('/').to_owned(),
+                pid,
+                headers: Vec::new(),
+                chat_model: target::MODEL.into(),
+                direct: false,
+                unavailable: None,
+                chat_na: None,
+                api_na: Vec::new(),
+                log: None,
+                version: String::new(),
+            };
+            let call = t.call(Api::ResponsesStream);
+            let hold = Duration::from_secs(hold_secs);
+            streams::run(&call, n, 256, Duration::from_secs(60), hold, pid)
+                .await
+                .map(|r| println!("{r:?}"))
+        }
     };
     if let Err(e) = result {
         eprintln!("qwen-bench: {e}");

@@ -90,3 +90,10 @@ pub fn sample(pid: u32) -> Option<ProcSample> {
 pub fn cpu_between(before: Option<ProcSample>, after: Option<ProcSample>) -> Option<f64> {
     Some(after?.cpu_secs - before?.cpu_secs)
 }
+
+/// The soft limit on open files of a process (`Max open files` in /proc/PID/limits).
+pub fn fd_limit(pid: u32) -> Option<usize> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}

@@ -11,6 +11,11 @@ use tokio::task::JoinSet;
 
 #[derive(Clone, Debug, Default)]
 pub struct StreamsResult {
+    /// Streams asked for by the plan.
+    pub planned: usize,
+    /// Why fewer than planned were attempted (the server's file descriptor limit).
+    pub capped: Option<String>,
+    /// Streams attempted.
     pub wanted: usize,
     /// Streams whose first event arrived.
     pub opened: usize,
@@ -107,6 +112,8 @@ pub async fn run(
     let held = pid.and_then(procfs::sample);
     let hold_secs = hold_start.elapsed().as_secs_f64();
     let result = StreamsResult {
+        planned: n,
+        capped: None,
         wanted: n,
         opened: opened.load(Ordering::SeqCst),
         open_secs,

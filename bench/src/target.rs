@@ -8,6 +8,11 @@ use futures_util::StreamExt;
 /// The model every request names (each gateway is configured to route it to the mock).
 pub const MODEL: &str = "qwen3-max-2026-01-23";
 
+/// The key every client request carries: LiteLLM's master key (run.sh configures it), ignored
+/// by qwen-gateway (auth mode none), passed on as the upstream key by Portkey; the mock takes
+/// any Bearer token.
+pub const CLIENT_KEY: &str = "sk-bench-0c6f1e9a4d2b47d8a3e5f7091b2c4d6e";
+
 /// One server a request can be sent to.
 #[derive(Clone, Debug)]
 pub struct Target {
@@ -26,8 +31,10 @@ pub struct Target {
     pub unavailable: Option<String>,
     /// Why this target cannot serve `/chat/completions` (decided by run.sh or the probe).
     pub chat_na: Option<String>,
-    /// Why this target cannot serve `/responses` (decided by the probe).
-    pub responses_na: Option<String>,
+    /// Why this target cannot serve a given surface (decided by the probe).
+    pub api_na: Vec<(Api, String)>,
+    /// The server's log, quoted when a probe fails.
+    pub log: Option<String>,
     pub version: String,
 }
 
@@ -70,7 +77,8 @@ pub fn load(path: &str) -> Result<Setup, String> {
             direct: t.get("direct").and_then(Value::as_bool).unwrap_or(false),
             unavailable: str_field(t, "unavailable"),
             chat_na: str_field(t, "chat_na"),
-            responses_na: None,
+            api_na: Vec::new(),
+            log: str_field(t, "log"),
             version: str_field(t, "version").unwrap_or_default(),
         })
         .collect();
@@ -130,10 +138,11 @@ impl Target {
             if let Some(r) = &self.chat_na {
                 return Some(r.clone());
             }
-        } else if let Some(r) = &self.responses_na {
-            return Some(r.clone());
         }
-        None
+        self.api_na
+            .iter()
+            .find(|(a, _)| *a == api)
+            .map(|(_, r)| r.clone())
     }
 
     /// The request for `api`. The mock has no `/chat/completions`, so the direct target
@@ -159,7 +168,7 @@ impl Target {
         };
         let mut headers = vec![
             ("content-type".to_owned(), "application/json".to_owned()),
-            ("authorization".to_owned(), "Bearer sk-bench-client".to_owned()),
+            ("authorization".to_owned(), format!("Bearer {CLIENT_KEY}")),
         ];
         headers.extend(self.headers.iter().cloned());
         Call {
@@ -222,13 +231,22 @@ pub async fn probe(client: &reqwest::Client, t: &Target, api: Api) -> Result<(),
     let text = res.text().await.map_err(|e| format!("{e:#}"))?;
     let short = |s: &str| s.chars().take(160).collect::<String>().replace('\n', " ");
     if !status.is_success() {
-        return Err(format!("HTTP {} from {}: {}", status.as_u16(), call.url, short(&text)));
+        let mut why = format!("HTTP {} from {}: {}", status.as_u16(), call.url, short(&text));
+        // The server's own account of the failure, if its log has one.
+        let logged = t.log.as_ref().and_then(|p| std::fs::read_to_string(p).ok());
+        if let Some(line) = logged.as_deref().and_then(|l| {
+            l.lines().rev().find(|x| x.to_ascii_lowercase().contains("error"))
+        }) {
+            why.push_str(&format!("; its log says: {}", line.trim()));
+        }
+        return Err(why);
     }
-    let ok = match api {
-        Api::Responses => text.contains("\"output\""),
-        Api::ResponsesStream => text.contains("response.completed"),
-        Api::Chat => text.contains("\"choices\""),
-        Api::ChatStream => text.contains("[DONE]") || text.contains("finish_reason\":\"stop"),
+    let chat = call.url.ends_with("/chat/completions");
+    let ok = match (api.is_stream(), chat) {
+        (false, false) => text.contains("\"output\""),
+        (true, false) => text.contains("response.completed"),
+        (false, true) => text.contains("\"choices\""),
+        (true, true) => text.contains("[DONE]") || text.contains("finish_reason\":\"stop"),
     };
     if ok {
         Ok(())
