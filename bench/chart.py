@@ -29,7 +29,9 @@ def main(src: str, dst: str) -> None:
     rows = (len(panels) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(12, 3.6 * rows), squeeze=False)
     for ax, (key, title, _, unit) in zip(axes.flat, panels):
-        for target, values in samples[key].items():
+        order = results.get("targets") or list(samples[key])
+        for target in sorted(samples[key], key=lambda t: order.index(t) if t in order else 99):
+            values = samples[key][target]
             if not values:
                 continue
             xs = sorted(v / 1000.0 if unit == "ms" else v for v in values)

@@ -13,6 +13,7 @@
 # Every run is bounded in time: each load step has a duration, each request a timeout, and
 # the whole measurement a deadline (10 minutes quick, 40 full).
 set -euo pipefail
+trap 'echo "run.sh: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 root=$PWD
 quick=0 profile=0 litellm=1 portkey=1 rounds=()
@@ -111,7 +112,7 @@ BENCH_UPSTREAM_KEY=sk-bench target/release/qwen-gateway serve --config "$out/gw.
 gw_pid=$!
 pids+=($gw_pid)
 gw=$(wait_for "$out/logs/qwen-gateway.log" 'http://127\.0\.0\.1:[0-9]+' 15)
-wait_http "$gw/healthz" 15
+wait_http "$gw/healthz" 30 || { echo "qwen-gateway: /healthz did not answer" >&2; exit 1; }
 gw_version="$(git rev-parse --short HEAD) ($(git log -1 --format=%cs))"
 add_target "{\"name\": \"qwen-gateway\", \"base\": \"$gw/v1\", \"pid\": $gw_pid, \"log\": \"$out/logs/qwen-gateway.log\"}"
 
@@ -212,7 +213,9 @@ deadline=2400
 [ $quick = 1 ] && deadline=600
 timeout --signal=INT --kill-after=10 $deadline \
   target/release/qwen-bench suite --targets "$out/targets.json" --out "$out" \
-  --report bench/RESULTS.md --oha "$oha" --command "$cmdline" "${quick_flag[@]}" "${rounds[@]}"
+  --report bench/RESULTS.md --oha "$oha" --command "$cmdline" "${quick_flag[@]}" "${rounds[@]}" &
+pids+=($!)
+wait $!
 
 if [ -x bench/.venv/bin/python ] && bench/.venv/bin/python bench/chart.py "$out/results.json" bench/latency.png; then
   echo "wrote bench/latency.png" >&2

@@ -101,7 +101,7 @@ impl Plan {
             stream_tokens: 200,
             stream_delay_ms: 1,
             open_streams: vec![1_000, 10_000],
-            open_timeout: Duration::from_secs(if q { 25 } else { 45 }),
+            open_timeout: Duration::from_secs(if q { 15 } else { 45 }),
             hold: Duration::from_secs(if q { 3 } else { 5 }),
             slow_delay_ms: 1_500,
         }
