@@ -72,8 +72,8 @@ run() { # name path body defaults n1 n2
   a=$(profile "$1" "$2" "$3" "$4" "$5")
   b=$(profile "$1" "$2" "$3" "$4" "$6")
   echo "| $1 | $5 → $6 | $a | $b | $(( (b - a) / ($6 - $5) )) |" >>"$summary"
-  callgrind_annotate --inclusive=no "$out/$1-$6.callgrind" 2>/dev/null | head -60 >"$out/$1.top.txt"
-  callgrind_annotate --inclusive=yes "$out/$1-$6.callgrind" 2>/dev/null | head -80 >"$out/$1.inclusive.txt"
+  callgrind_annotate --inclusive=no "$out/$1-$6.callgrind" 2>/dev/null | head -60 >"$out/$1.top.txt" || true
+  callgrind_annotate --inclusive=yes "$out/$1-$6.callgrind" 2>/dev/null | head -80 >"$out/$1.inclusive.txt" || true
 }
 
 run responses-plain /v1/responses "{\"model\":\"$model\",\"input\":\"hello\"}" \

@@ -346,6 +346,9 @@ impl Suite {
                 continue;
             }
             let r = load::run(&self.args.oha, &t.call(api), load, t.pid).await;
+            // A server still working off requests oha gave up on would steal the next
+            // target's CPU: wait until it is idle.
+            self.settle(t.pid).await;
             match r {
                 Ok(r) if r.ok > 0 && r.failed * 20 <= r.ok => {
                     self.figures.push(&format!("{prefix}.rps"), &t.name, r.rps);
