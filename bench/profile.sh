@@ -82,5 +82,25 @@ run responses-stream /v1/responses "{\"model\":\"$model\",\"input\":\"hello\",\"
   '{"x-mock-tokens":"200"}' 20 200
 run chat-plain /v1/chat/completions "{\"model\":\"$model\",\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}]}" \
   '{"x-mock-tokens":"16"}' 200 2000
+# Memory per held stream: heaptrack over 2,000 slow streams (one event every 1.5 s).
+if command -v heaptrack >/dev/null; then
+  echo "heaptrack: 2000 held streams" >&2
+  curl -fsS -o /dev/null -X POST "$mock/_mock/defaults" -d '{"x-mock-tokens":"60","x-mock-delay-ms":"1500"}'
+  rm -f "$out"/streams-heap.*
+  BENCH_UPSTREAM_KEY=sk-bench heaptrack -o "$out/streams-heap" \
+    target/release/qwen-gateway serve --config "$out/gw.toml" >"$out/streams-heap.log" 2>&1 &
+  ht=$!
+  gw=$(wait_for "$out/streams-heap.log" 'http://127\.0\.0\.1:[0-9]+' 60)
+  gw_pid=$(pgrep -P $ht -f "qwen-gateway serve" | head -1 || true)
+  target/release/qwen-bench streams --base "$gw/v1" --n 2000 --hold-secs 3 ${gw_pid:+--pid $gw_pid} \
+    >"$out/streams-heap.result.txt"
+  kill -TERM "${gw_pid:-$ht}" 2>/dev/null || true
+  wait $ht || true
+  heaptrack_print -f "$out"/streams-heap.*zst --print-peaks 1 --print-allocators 0 \
+    --print-temporary 0 --print-leaks 0 --peak-limit 15 --print-histogram 0 --print-massif 0 \
+    >"$out/streams-heap.peaks.txt" 2>/dev/null || true
+  grep -E 'peak heap memory|peak RSS' "$out/streams-heap.peaks.txt" >&2 || true
+  curl -fsS -o /dev/null -X POST "$mock/_mock/defaults" -d '{}'
+fi
 cat "$summary"
-echo "top functions: $out/*.top.txt" >&2
+echo "top functions: $out/*.top.txt; memory per stream: $out/streams-heap.peaks.txt" >&2
