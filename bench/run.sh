@@ -113,7 +113,8 @@ gw_pid=$!
 pids+=($gw_pid)
 gw=$(wait_for "$out/logs/qwen-gateway.log" 'http://127\.0\.0\.1:[0-9]+' 15)
 wait_http "$gw/healthz" 30 || { echo "qwen-gateway: /healthz did not answer" >&2; exit 1; }
-gw_version="$(git rev-parse --short HEAD) ($(git log -1 --format=%cs))"
+# The gateway's own code: the last commit that touched it, not the bench's.
+gw_version="$(git log -1 --format='%h (%cs)' -- src Cargo.toml config)"
 add_target "{\"name\": \"qwen-gateway\", \"base\": \"$gw/v1\", \"pid\": $gw_pid, \"log\": \"$out/logs/qwen-gateway.log\"}"
 
 # LiteLLM's proxy: an OpenAI-compatible provider pointed at the mock. `/v1/responses` goes to
@@ -159,12 +160,9 @@ YAML
     bench/.venv/bin/litellm --config "$out/litellm.yaml" --host 127.0.0.1 --port "$port" \
     --num_workers "$workers" >"$out/logs/litellm.log" 2>&1 &
   ll_pid=$!
+  ll_port=$port
   pids+=($ll_pid)
-  if wait_http "http://127.0.0.1:$port/health/liveliness" 120; then
-    add_target "{\"name\": \"LiteLLM\", \"base\": \"http://127.0.0.1:$port/v1\", \"pid\": $ll_pid, \"chat_model\": \"$model-chat\", \"log\": \"$out/logs/litellm.log\"}"
-  else
-    add_target "{\"name\": \"LiteLLM\", \"unavailable\": $(json_str "did not start within 120 s: $(tail -n 3 "$out/logs/litellm.log" | tr '\n' ' ')")}"
-  fi
+  # Waited for below, after Portkey has been started too: LiteLLM takes a while to import.
 fi
 
 # Portkey's gateway (Node.js, one process): routed per request by its headers.
@@ -186,6 +184,14 @@ else
       \"chat_na\": \"Portkey's openai provider sends /chat/completions to the upstream unchanged, and Model Studio's Responses API (the mock) has no /chat/completions; Portkey has no Chat-to-Responses bridge\"}"
   else
     add_target "{\"name\": \"Portkey\", \"unavailable\": $(json_str "did not start within 30 s: $(tail -n 3 "$out/logs/portkey.log" | tr '\n' ' ')")}"
+  fi
+fi
+
+if [ -n "${ll_port:-}" ]; then
+  if wait_http "http://127.0.0.1:$ll_port/health/liveliness" 120; then
+    add_target "{\"name\": \"LiteLLM\", \"base\": \"http://127.0.0.1:$ll_port/v1\", \"pid\": $ll_pid, \"chat_model\": \"$model-chat\", \"log\": \"$out/logs/litellm.log\"}"
+  else
+    add_target "{\"name\": \"LiteLLM\", \"unavailable\": $(json_str "did not start within 120 s: $(tail -n 3 "$out/logs/litellm.log" | tr '\n' ' ')")}"
   fi
 fi
 

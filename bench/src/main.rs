@@ -93,7 +93,7 @@ impl Plan {
             quick: q,
             rounds: a.rounds.unwrap_or(if q { 1 } else { 3 }).max(1),
             seq_requests: if q { 200 } else { 500 },
-            stream_requests: if q { 8 } else { 30 },
+            stream_requests: if q { 6 } else { 30 },
             load_duration: Duration::from_secs(if q { 2 } else { 5 }),
             moderate_rate: 500,
             moderate_connections: 32,
@@ -101,8 +101,8 @@ impl Plan {
             stream_tokens: 200,
             stream_delay_ms: 1,
             open_streams: vec![1_000, 10_000],
-            open_timeout: Duration::from_secs(if q { 15 } else { 45 }),
-            hold: Duration::from_secs(if q { 3 } else { 5 }),
+            open_timeout: Duration::from_secs(if q { 10 } else { 45 }),
+            hold: Duration::from_secs(if q { 2 } else { 5 }),
             slow_delay_ms: 1_500,
         }
     }

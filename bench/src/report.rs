@@ -22,6 +22,11 @@ impl Notes {
         };
         format!("n/a [{}]", i + 1)
     }
+
+    /// A numbered note that is not an n/a (e.g. a capped count).
+    fn note(&mut self, who: &str, what: &str, why: &str) -> String {
+        self.mark(who, what, why).replacen("n/a ", "", 1)
+    }
 }
 
 fn mb(kb: f64) -> f64 {
@@ -167,9 +172,23 @@ pub fn render(s: &Suite) -> String {
     }
     let _ = writeln!(w);
 
+    let _ = writeln!(w, "Under test, each on loopback in front of the same mock:\n");
+    let _ = writeln!(
+        w,
+        "- **direct**: the client talks to the mock itself: the floor every gateway adds to.\n\
+         - **qwen-gateway**: release build, default settings (access log at `info` to a file, \
+         no persistent store).\n\
+         - **LiteLLM**: `litellm --config` proxy, one worker per core, master key, an \
+         OpenAI-compatible provider with `api_base` = the mock, list prices in `model_info` \
+         (unpriced models make it diagnose every $0 cost, which costs more still); chat goes \
+         through its Responses bridge (`openai/responses/…`).\n\
+         - **Portkey**: `@portkey-ai/gateway` `start-server.js --headless` (one Node.js \
+         process), `x-portkey-provider: openai` and `x-portkey-custom-host:` the mock.\n"
+    );
+
     // Targets.
     let _ = writeln!(w, "## Targets\n");
-    let _ = writeln!(w, "| target | goal | measured | verdict |\n|---|---|---|---|");
+    let _ = writeln!(w, "| goal (qwen-gateway) | measured | verdict |\n|---|---|---|");
     let verdict = |ok: bool, by: String| {
         if ok {
             format!("**met** ({by})")
@@ -182,7 +201,7 @@ pub fn render(s: &Suite) -> String {
             Some((m, ok, by)) => (m, verdict(ok, by)),
             None => ("not measured".into(), "—".into()),
         };
-        let _ = writeln!(w, "| {goal} | | {m} | {v} |");
+        let _ = writeln!(w, "| {goal} | {m} | {v} |");
     };
     let lim = |v: f64, limit: f64, unit: &str| {
         let ok = v <= limit;
@@ -285,7 +304,8 @@ pub fn render(s: &Suite) -> String {
         w,
         "Latency in µs. *Sequential*: concurrency 1, {} requests per target per round, targets \
          interleaved request by request (qwen-bench). *Moderate*: open loop at {} req/s over {} \
-         connections for {} s (oha, latency-corrected). *Added* = target − direct, same round.\n",
+         connections for {} s (oha, latency-corrected; a server that saturates below this rate shows \
+         its queue here, not its overhead). *Added* = target − direct, same round.\n",
         p.seq_requests,
         p.moderate_rate,
         p.moderate_connections,
@@ -445,11 +465,12 @@ pub fn render(s: &Suite) -> String {
                     .iter()
                     .find(|o| o.target == LITELLM && o.result.as_ref().is_ok_and(|y| y.planned == x.planned))
                     .and_then(|o| o.result.as_ref().ok())
-                    .filter(|y| y.rss_kb > 0)
+                    // Only a like-for-like comparison: the same number of streams open.
+                    .filter(|y| y.rss_kb > 0 && y.opened == x.opened)
                     .map_or("—".into(), |y| format!("{:.2}×", x.rss_kb as f64 / y.rss_kb as f64));
                 let mut opened = format!("{}", x.opened);
                 if let Some(why) = &x.capped {
-                    opened = format!("{opened} ({})", c.notes.mark(&r.target, "open streams", why));
+                    opened = format!("{opened} {}", c.notes.note(&r.target, "open streams", why));
                 }
                 if x.failed > 0 {
                     let why = x.first_error.clone().unwrap_or_default();
@@ -503,7 +524,7 @@ pub fn render(s: &Suite) -> String {
     }
     let _ = writeln!(w);
 
-    let _ = writeln!(w, "## Not applicable\n");
+    let _ = writeln!(w, "## Notes and n/a\n");
     if c.notes.0.is_empty() {
         let _ = writeln!(w, "Every target ran every scenario.");
     }

@@ -53,7 +53,7 @@ fn str_field(v: &Value, k: &str) -> Option<String> {
 pub fn load(path: &str) -> Result<Setup, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
     let v: Value = serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
-    let targets = v["targets"]
+    let targets: Vec<Target> = v["targets"]
         .as_array()
         .ok_or("targets.json: no targets")?
         .iter()
@@ -82,6 +82,16 @@ pub fn load(path: &str) -> Result<Setup, String> {
             version: str_field(t, "version").unwrap_or_default(),
         })
         .collect();
+    // A fixed order for the tables, whatever order run.sh started them in.
+    let rank = |t: &Target| match t.name.as_str() {
+        _ if t.direct => 0,
+        "qwen-gateway" => 1,
+        "LiteLLM" => 2,
+        "Portkey" => 3,
+        _ => 4,
+    };
+    let mut targets: Vec<Target> = targets;
+    targets.sort_by_key(rank);
     let versions = v
         .get("versions")
         .and_then(Value::as_object)
