@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402
 
 PANELS = [
     ("c1", "non-streaming /v1/responses (sequential)", 1e3, "µs"),
@@ -41,9 +42,12 @@ def main(src: str, dst: str) -> None:
             if key.startswith("chat") and target == "direct":
                 label = label.replace("direct", "direct /responses")
             ax.step(xs, ys, where="post", label=label, color=COLORS.get(target), linewidth=1.4)
-        ax.set_xscale("log")
+        if unit == "µs":  # spans decades: log scale
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel(f"latency ({unit}, log scale)")
+        ax.set_xlabel(f"latency ({unit}{', log scale' if unit == 'µs' else ''})")
         ax.set_ylabel("fraction of requests ≤ x")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
