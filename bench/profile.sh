@@ -97,7 +97,7 @@ if command -v heaptrack >/dev/null; then
   kill -TERM "${gw_pid:-$ht}" 2>/dev/null || true
   wait $ht || true
   heaptrack_print -f "$out"/streams-heap.*zst --print-peaks 1 --print-allocators 0 \
-    --print-temporary 0 --print-leaks 0 --peak-limit 15 --print-histogram 0 --print-massif 0 \
+    --print-temporary 0 --print-leaks 0 --peak-limit 15 \
     >"$out/streams-heap.peaks.txt" 2>/dev/null || true
   grep -E 'peak heap memory|peak RSS' "$out/streams-heap.peaks.txt" >&2 || true
   curl -fsS -o /dev/null -X POST "$mock/_mock/defaults" -d '{}'
