@@ -30,12 +30,22 @@ pub struct LoadResult {
     pub first_error: Option<String>,
 }
 
-pub async fn run(oha: &str, call: &Call, load: Load, pid: Option<u32>) -> Result<LoadResult, String> {
+pub async fn run(
+    oha: &str,
+    call: &Call,
+    load: Load,
+    pid: Option<u32>,
+) -> Result<LoadResult, String> {
     let mut cmd = tokio::process::Command::new(oha);
-    cmd.args(["--no-tui", "--output-format", "json", "--stats-success-breakdown"])
-        .args(["-z", &format!("{}ms", load.duration.as_millis())])
-        .args(["-c", &load.connections.to_string()])
-        .args(["-t", "30s", "-m", "POST"]);
+    cmd.args([
+        "--no-tui",
+        "--output-format",
+        "json",
+        "--stats-success-breakdown",
+    ])
+    .args(["-z", &format!("{}ms", load.duration.as_millis())])
+    .args(["-c", &load.connections.to_string()])
+    .args(["-t", "30s", "-m", "POST"]);
     if let Some(rate) = load.rate {
         cmd.args(["-q", &rate.to_string(), "--latency-correction"]);
     }
@@ -61,8 +71,8 @@ pub async fn run(oha: &str, call: &Call, load: Load, pid: Option<u32>) -> Result
             String::from_utf8_lossy(&out.stderr).trim()
         ));
     }
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| format!("oha output is not JSON ({e})"))?;
+    let v: Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("oha output is not JSON ({e})"))?;
     let mut ok = 0;
     let mut failed = 0;
     let mut aborted = 0;
@@ -91,7 +101,9 @@ pub async fn run(oha: &str, call: &Call, load: Load, pid: Option<u32>) -> Result
     if first_error.is_none() && failed > 0 {
         first_error = Some(format!("{failed} non-2xx answers"));
     }
-    let total = v["summary"]["total"].as_f64().unwrap_or(load.duration.as_secs_f64());
+    let total = v["summary"]["total"]
+        .as_f64()
+        .unwrap_or(load.duration.as_secs_f64());
     let pct = v
         .get("latencyPercentilesSuccessful")
         .filter(|p| p.is_object())

@@ -13,6 +13,9 @@ mod report;
 mod streams;
 mod target;
 
+/// First-byte and last-byte times of one target's streams (ms).
+type Timings = (Vec<f64>, Vec<f64>);
+
 use clap::Parser;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -225,7 +228,7 @@ impl Suite {
         n: usize,
         warmup: usize,
     ) -> Vec<(String, Result<(Vec<f64>, Vec<f64>), String>)> {
-        let mut out: Vec<(String, Result<(Vec<f64>, Vec<f64>), String>)> = calls
+        let mut out: Vec<(String, Result<Timings, String>)> = calls
             .iter()
             .map(|(name, _)| (name.clone(), Ok((Vec::new(), Vec::new()))))
             .collect();
@@ -306,7 +309,8 @@ impl Suite {
                 }
                 Err(e) => {
                     self.figures.set_na(&format!("{prefix}.p50"), &name, &e);
-                    self.figures.set_na(&format!("{prefix}.ttfb_p50"), &name, &e);
+                    self.figures
+                        .set_na(&format!("{prefix}.ttfb_p50"), &name, &e);
                 }
             }
         }
@@ -314,15 +318,21 @@ impl Suite {
             self.figures.push(&format!("{prefix}.p50"), &name, s[0]);
             self.figures.push(&format!("{prefix}.p99"), &name, s[1]);
             if first_byte {
-                self.figures.push(&format!("{prefix}.ttfb_p50"), &name, s[2]);
-                self.figures.push(&format!("{prefix}.ttfb_p99"), &name, s[3]);
+                self.figures
+                    .push(&format!("{prefix}.ttfb_p50"), &name, s[2]);
+                self.figures
+                    .push(&format!("{prefix}.ttfb_p99"), &name, s[3]);
             }
             if let Some(d) = direct_stats {
-                self.figures.push(&format!("{prefix}.added_p50"), &name, s[0] - d[0]);
-                self.figures.push(&format!("{prefix}.added_p99"), &name, s[1] - d[1]);
+                self.figures
+                    .push(&format!("{prefix}.added_p50"), &name, s[0] - d[0]);
+                self.figures
+                    .push(&format!("{prefix}.added_p99"), &name, s[1] - d[1]);
                 if first_byte {
-                    self.figures.push(&format!("{prefix}.added_ttfb_p50"), &name, s[2] - d[2]);
-                    self.figures.push(&format!("{prefix}.added_ttfb_p99"), &name, s[3] - d[3]);
+                    self.figures
+                        .push(&format!("{prefix}.added_ttfb_p50"), &name, s[2] - d[2]);
+                    self.figures
+                        .push(&format!("{prefix}.added_ttfb_p99"), &name, s[3] - d[3]);
                 }
             }
         }
@@ -352,11 +362,16 @@ impl Suite {
             match r {
                 Ok(r) if r.ok > 0 && r.failed * 20 <= r.ok => {
                     self.figures.push(&format!("{prefix}.rps"), &t.name, r.rps);
-                    self.figures.push(&format!("{prefix}.p50"), &t.name, r.p50_us);
-                    self.figures.push(&format!("{prefix}.p99"), &t.name, r.p99_us);
+                    self.figures
+                        .push(&format!("{prefix}.p50"), &t.name, r.p50_us);
+                    self.figures
+                        .push(&format!("{prefix}.p99"), &t.name, r.p99_us);
                     if let Some(cpu) = r.cpu_secs {
-                        self.figures
-                            .push(&format!("{prefix}.cpu_per_1k"), &t.name, cpu * 1000.0 / r.ok as f64);
+                        self.figures.push(
+                            &format!("{prefix}.cpu_per_1k"),
+                            &t.name,
+                            cpu * 1000.0 / r.ok as f64,
+                        );
                     }
                     if r.failed > 0 {
                         eprintln!("  {}: {} failures ({:?})", t.name, r.failed, r.first_error);
@@ -387,8 +402,10 @@ impl Suite {
         let direct = self.direct().map(|t| t.name.clone()).unwrap_or_default();
         if let Some((_, d)) = done.iter().find(|(n, _)| *n == direct).cloned() {
             for (name, r) in &done {
-                self.figures.push(&format!("{prefix}.added_p50"), name, r.p50_us - d.p50_us);
-                self.figures.push(&format!("{prefix}.added_p99"), name, r.p99_us - d.p99_us);
+                self.figures
+                    .push(&format!("{prefix}.added_p50"), name, r.p50_us - d.p50_us);
+                self.figures
+                    .push(&format!("{prefix}.added_p99"), name, r.p99_us - d.p99_us);
             }
         }
         done
@@ -405,8 +422,11 @@ impl Suite {
         for (name, r) in best {
             self.figures.push(&format!("{prefix}.rps"), name, r.rps);
             if let Some(cpu) = r.cpu_secs {
-                self.figures
-                    .push(&format!("{prefix}.cpu_per_1k"), name, cpu * 1000.0 / r.ok as f64);
+                self.figures.push(
+                    &format!("{prefix}.cpu_per_1k"),
+                    name,
+                    cpu * 1000.0 / r.ok as f64,
+                );
             }
         }
     }
@@ -415,7 +435,8 @@ impl Suite {
         let p = self.plan.clone();
         eprintln!("round {}/{}: non-streaming /responses", round + 1, p.rounds);
         self.mock_defaults(json!({"x-mock-tokens": "16"})).await?;
-        self.sequential(Api::Responses, "c1", p.seq_requests, false).await;
+        self.sequential(Api::Responses, "c1", p.seq_requests, false)
+            .await;
         let mut runs = Vec::new();
         for &c in &p.concurrencies {
             let l = load::Load {
@@ -423,7 +444,10 @@ impl Suite {
                 rate: None,
                 duration: p.load_duration,
             };
-            runs.extend(self.loaded(Api::Responses, &format!("c{c}"), l, round).await);
+            runs.extend(
+                self.loaded(Api::Responses, &format!("c{c}"), l, round)
+                    .await,
+            );
         }
         self.saturation("sat", &runs);
         let moderate = load::Load {
@@ -434,7 +458,8 @@ impl Suite {
         self.loaded(Api::Responses, "mod", moderate, round).await;
 
         eprintln!("round {}/{}: chat/completions", round + 1, p.rounds);
-        self.sequential(Api::Chat, "chat", p.seq_requests / 2, false).await;
+        self.sequential(Api::Chat, "chat", p.seq_requests / 2, false)
+            .await;
         let l = load::Load {
             connections: 64,
             rate: None,
@@ -448,8 +473,10 @@ impl Suite {
             "x-mock-delay-ms": p.stream_delay_ms.to_string(),
         }))
         .await?;
-        self.sequential(Api::ResponsesStream, "sse", p.stream_requests, true).await;
-        self.sequential(Api::ChatStream, "chatsse", p.stream_requests, true).await;
+        self.sequential(Api::ResponsesStream, "sse", p.stream_requests, true)
+            .await;
+        self.sequential(Api::ChatStream, "chatsse", p.stream_requests, true)
+            .await;
         self.mock_defaults(json!({})).await?;
         Ok(())
     }
@@ -601,7 +628,9 @@ async fn suite(args: SuiteArgs) -> Result<(), String> {
         match (t.unavailable.as_ref(), t.pid.and_then(procfs::sample)) {
             (Some(why), _) => s.figures.set_na("idle_rss_kb", &t.name, why),
             (None, Some(p)) => s.figures.push("idle_rss_kb", &t.name, p.rss_kb as f64),
-            (None, None) => s.figures.set_na("idle_rss_kb", &t.name, "process not found"),
+            (None, None) => s
+                .figures
+                .set_na("idle_rss_kb", &t.name, "process not found"),
         }
     }
 
@@ -612,7 +641,12 @@ async fn suite(args: SuiteArgs) -> Result<(), String> {
         if t.unavailable.is_some() {
             continue;
         }
-        for api in [Api::Responses, Api::ResponsesStream, Api::Chat, Api::ChatStream] {
+        for api in [
+            Api::Responses,
+            Api::ResponsesStream,
+            Api::Chat,
+            Api::ChatStream,
+        ] {
             if t.na(api).is_some() {
                 continue;
             }

@@ -62,7 +62,14 @@ impl Ctx<'_> {
     }
 
     /// A figure, or "n/a [k]" with the recorded reason, or "—".
-    fn cell(&mut self, key: &str, na_key: &str, t: &str, what: &str, fmt: impl Fn(f64) -> String) -> String {
+    fn cell(
+        &mut self,
+        key: &str,
+        na_key: &str,
+        t: &str,
+        what: &str,
+        fmt: impl Fn(f64) -> String,
+    ) -> String {
         if let Some(v) = self.med(key, t) {
             return fmt(v);
         }
@@ -122,7 +129,10 @@ fn machine() -> Vec<(String, String)> {
         ("nproc".into(), nproc.to_string()),
         ("CPU".into(), cpu),
         ("memory".into(), mem),
-        ("kernel".into(), read("/proc/sys/kernel/osrelease").trim().to_owned()),
+        (
+            "kernel".into(),
+            read("/proc/sys/kernel/osrelease").trim().to_owned(),
+        ),
     ]
 }
 
@@ -172,7 +182,10 @@ pub fn render(s: &Suite) -> String {
     }
     let _ = writeln!(w);
 
-    let _ = writeln!(w, "Under test, each on loopback in front of the same mock:\n");
+    let _ = writeln!(
+        w,
+        "Under test, each on loopback in front of the same mock:\n"
+    );
     let _ = writeln!(
         w,
         "- **direct**: the client talks to the mock itself: the floor every gateway adds to.\n\
@@ -188,7 +201,10 @@ pub fn render(s: &Suite) -> String {
 
     // Targets.
     let _ = writeln!(w, "## Targets\n");
-    let _ = writeln!(w, "| goal (qwen-gateway) | measured | verdict |\n|---|---|---|");
+    let _ = writeln!(
+        w,
+        "| goal (qwen-gateway) | measured | verdict |\n|---|---|---|"
+    );
     let verdict = |ok: bool, by: String| {
         if ok {
             format!("**met** ({by})")
@@ -214,12 +230,18 @@ pub fn render(s: &Suite) -> String {
     };
     row(
         w,
-        &format!("added p50 ≤ 50 µs, non-streaming, moderate load ({} req/s)", p.moderate_rate),
+        &format!(
+            "added p50 ≤ 50 µs, non-streaming, moderate load ({} req/s)",
+            p.moderate_rate
+        ),
         c.med("mod.added_p50", GW).map(|v| lim(v, 50.0, "µs")),
     );
     row(
         w,
-        &format!("added p99 ≤ 500 µs, non-streaming, moderate load ({} req/s)", p.moderate_rate),
+        &format!(
+            "added p99 ≤ 500 µs, non-streaming, moderate load ({} req/s)",
+            p.moderate_rate
+        ),
         c.med("mod.added_p99", GW).map(|v| lim(v, 500.0, "µs")),
     );
     row(
@@ -271,22 +293,25 @@ pub fn render(s: &Suite) -> String {
     row(
         w,
         "10,000 open streams ≤ 200 MB RSS",
-        streams_10k.and_then(|r| r.result.as_ref().ok()).filter(|r| r.opened > 0).map(|r| {
-            // Fewer open than planned (descriptor limit): scale the growth per stream.
-            let grown = r.rss_kb.saturating_sub(r.rss_before_kb) as f64;
-            let at_10k = r.rss_before_kb as f64 + grown * r.planned as f64 / r.opened as f64;
-            let (m, ok, by) = lim(mb(at_10k), 200.0, "MB");
-            let m = if r.opened == r.planned {
-                m
-            } else {
-                format!(
-                    "{m} extrapolated from {:.0} MB at {} open streams",
-                    mb(r.rss_kb as f64),
-                    r.opened
-                )
-            };
-            (m, ok, by)
-        }),
+        streams_10k
+            .and_then(|r| r.result.as_ref().ok())
+            .filter(|r| r.opened > 0)
+            .map(|r| {
+                // Fewer open than planned (descriptor limit): scale the growth per stream.
+                let grown = r.rss_kb.saturating_sub(r.rss_before_kb) as f64;
+                let at_10k = r.rss_before_kb as f64 + grown * r.planned as f64 / r.opened as f64;
+                let (m, ok, by) = lim(mb(at_10k), 200.0, "MB");
+                let m = if r.opened == r.planned {
+                    m
+                } else {
+                    format!(
+                        "{m} extrapolated from {:.0} MB at {} open streams",
+                        mb(r.rss_kb as f64),
+                        r.opened
+                    )
+                };
+                (m, ok, by)
+            }),
     );
     row(
         w,
@@ -359,7 +384,11 @@ pub fn render(s: &Suite) -> String {
         }
         cells.push(c.cell("sat.rps", "c64.rps", n, what, us0));
         cells.push(c.ratio_cell("sat.rps", n, &c.direct.clone()));
-        cells.push(if have(LITELLM) { c.ratio_cell("sat.rps", n, LITELLM) } else { "—".into() });
+        cells.push(if have(LITELLM) {
+            c.ratio_cell("sat.rps", n, LITELLM)
+        } else {
+            "—".into()
+        });
         cells.push(c.cell("sat.cpu_per_1k", "c64.rps", n, what, |v| format!("{v:.3}")));
         cells.push(if have(LITELLM) {
             c.ratio_cell("sat.cpu_per_1k", n, LITELLM)
@@ -392,11 +421,17 @@ pub fn render(s: &Suite) -> String {
         let cells = [
             c.cell("sse.ttfb_p50", "sse.p50", n, what, ms2),
             c.cell("sse.ttfb_p99", "sse.p50", n, what, ms2),
-            c.cell("sse.added_ttfb_p50", "sse.p50", n, what, |v| format!("{:+.2}", v / 1000.0)),
-            c.cell("sse.added_ttfb_p99", "sse.p50", n, what, |v| format!("{:+.2}", v / 1000.0)),
+            c.cell("sse.added_ttfb_p50", "sse.p50", n, what, |v| {
+                format!("{:+.2}", v / 1000.0)
+            }),
+            c.cell("sse.added_ttfb_p99", "sse.p50", n, what, |v| {
+                format!("{:+.2}", v / 1000.0)
+            }),
             c.cell("sse.p50", "sse.p50", n, what, ms1),
             c.cell("sse.p99", "sse.p50", n, what, ms1),
-            c.cell("sse.added_p50", "sse.p50", n, what, |v| format!("{:+.2}", v / 1000.0)),
+            c.cell("sse.added_p50", "sse.p50", n, what, |v| {
+                format!("{:+.2}", v / 1000.0)
+            }),
             c.ratio_cell("sse.p50", n, &c.direct.clone()),
         ];
         let _ = writeln!(w, "| {n} | {} |", cells.join(" | "));
@@ -421,17 +456,29 @@ pub fn render(s: &Suite) -> String {
     let _ = writeln!(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for n in &names {
         let what = "/v1/chat/completions";
-        let label = if *n == c.direct { format!("{n} (`/responses`)") } else { n.clone() };
+        let label = if *n == c.direct {
+            format!("{n} (`/responses`)")
+        } else {
+            n.clone()
+        };
         let cells = [
             c.cell("chat.p50", "chat.p50", n, what, us0),
             c.cell("chat.p99", "chat.p50", n, what, us0),
             c.cell("chat.added_p50", "chat.p50", n, what, signed),
             c.cell("chatc64.rps", "chatc64.rps", n, what, us0),
-            if have(LITELLM) { c.ratio_cell("chatc64.rps", n, LITELLM) } else { "—".into() },
+            if have(LITELLM) {
+                c.ratio_cell("chatc64.rps", n, LITELLM)
+            } else {
+                "—".into()
+            },
             c.cell("chatsse.ttfb_p50", "chatsse.p50", n, what, ms2),
-            c.cell("chatsse.added_ttfb_p50", "chatsse.p50", n, what, |v| format!("{:+.2}", v / 1000.0)),
+            c.cell("chatsse.added_ttfb_p50", "chatsse.p50", n, what, |v| {
+                format!("{:+.2}", v / 1000.0)
+            }),
             c.cell("chatsse.p50", "chatsse.p50", n, what, ms1),
-            c.cell("chatsse.added_p50", "chatsse.p50", n, what, |v| format!("{:+.2}", v / 1000.0)),
+            c.cell("chatsse.added_p50", "chatsse.p50", n, what, |v| {
+                format!("{:+.2}", v / 1000.0)
+            }),
         ];
         let _ = writeln!(w, "| {label} | {} |", cells.join(" | "));
     }
@@ -456,18 +503,26 @@ pub fn render(s: &Suite) -> String {
         match &r.result {
             Ok(x) => {
                 let per = if x.opened > 0 {
-                    format!("{:.1}", (x.rss_kb.saturating_sub(x.rss_before_kb)) as f64 * 1.024 / x.opened as f64)
+                    format!(
+                        "{:.1}",
+                        (x.rss_kb.saturating_sub(x.rss_before_kb)) as f64 * 1.024 / x.opened as f64
+                    )
                 } else {
                     "—".into()
                 };
                 let vs = s
                     .streams
                     .iter()
-                    .find(|o| o.target == LITELLM && o.result.as_ref().is_ok_and(|y| y.planned == x.planned))
+                    .find(|o| {
+                        o.target == LITELLM
+                            && o.result.as_ref().is_ok_and(|y| y.planned == x.planned)
+                    })
                     .and_then(|o| o.result.as_ref().ok())
                     // Only a like-for-like comparison: the same number of streams open.
                     .filter(|y| y.rss_kb > 0 && y.opened == x.opened)
-                    .map_or("—".into(), |y| format!("{:.2}×", x.rss_kb as f64 / y.rss_kb as f64));
+                    .map_or("—".into(), |y| {
+                        format!("{:.2}×", x.rss_kb as f64 / y.rss_kb as f64)
+                    });
                 let mut opened = format!("{}", x.opened);
                 if let Some(why) = &x.capped {
                     opened = format!("{opened} {}", c.notes.note(&r.target, "open streams", why));
@@ -511,14 +566,29 @@ pub fn render(s: &Suite) -> String {
          (after the open-streams scenario). Process trees are summed (LiteLLM's workers). \
          For direct, the mock's own.\n"
     );
-    let _ = writeln!(w, "| target | idle RSS (MB) | peak RSS (MB) | idle × LiteLLM | peak × LiteLLM |");
+    let _ = writeln!(
+        w,
+        "| target | idle RSS (MB) | peak RSS (MB) | idle × LiteLLM | peak × LiteLLM |"
+    );
     let _ = writeln!(w, "|---|---:|---:|---:|---:|");
     for n in &names {
         let cells = [
-            c.cell("idle_rss_kb", "idle_rss_kb", n, "memory", |v| format!("{:.1}", mb(v))),
-            c.cell("peak_rss_kb", "peak_rss_kb", n, "memory", |v| format!("{:.1}", mb(v))),
-            if have(LITELLM) { c.ratio_cell("idle_rss_kb", n, LITELLM) } else { "—".into() },
-            if have(LITELLM) { c.ratio_cell("peak_rss_kb", n, LITELLM) } else { "—".into() },
+            c.cell("idle_rss_kb", "idle_rss_kb", n, "memory", |v| {
+                format!("{:.1}", mb(v))
+            }),
+            c.cell("peak_rss_kb", "peak_rss_kb", n, "memory", |v| {
+                format!("{:.1}", mb(v))
+            }),
+            if have(LITELLM) {
+                c.ratio_cell("idle_rss_kb", n, LITELLM)
+            } else {
+                "—".into()
+            },
+            if have(LITELLM) {
+                c.ratio_cell("peak_rss_kb", n, LITELLM)
+            } else {
+                "—".into()
+            },
         ];
         let _ = writeln!(w, "| {n} | {} |", cells.join(" | "));
     }

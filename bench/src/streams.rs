@@ -58,8 +58,12 @@ pub async fn run(
     let mut tasks = JoinSet::new();
     for _ in 0..n {
         let (client, call) = (client.clone(), call.clone());
-        let (opened, failed, first_error, gate) =
-            (opened.clone(), failed.clone(), first_error.clone(), gate.clone());
+        let (opened, failed, first_error, gate) = (
+            opened.clone(),
+            failed.clone(),
+            first_error.clone(),
+            gate.clone(),
+        );
         tasks.spawn(async move {
             let permit = gate.acquire_owned().await;
             let fail = |e: String| {

@@ -144,10 +144,10 @@ impl Target {
         if let Some(r) = &self.unavailable {
             return Some(r.clone());
         }
-        if api.is_chat() {
-            if let Some(r) = &self.chat_na {
-                return Some(r.clone());
-            }
+        if api.is_chat()
+            && let Some(r) = &self.chat_na
+        {
+            return Some(r.clone());
         }
         self.api_na
             .iter()
@@ -241,11 +241,18 @@ pub async fn probe(client: &reqwest::Client, t: &Target, api: Api) -> Result<(),
     let text = res.text().await.map_err(|e| format!("{e:#}"))?;
     let short = |s: &str| s.chars().take(160).collect::<String>().replace('\n', " ");
     if !status.is_success() {
-        let mut why = format!("HTTP {} from {}: {}", status.as_u16(), call.url, short(&text));
+        let mut why = format!(
+            "HTTP {} from {}: {}",
+            status.as_u16(),
+            call.url,
+            short(&text)
+        );
         // The server's own account of the failure, if its log has one.
         let logged = t.log.as_ref().and_then(|p| std::fs::read_to_string(p).ok());
         if let Some(line) = logged.as_deref().and_then(|l| {
-            l.lines().rev().find(|x| x.to_ascii_lowercase().contains("error"))
+            l.lines()
+                .rev()
+                .find(|x| x.to_ascii_lowercase().contains("error"))
         }) {
             why.push_str(&format!("; its log says: {}", line.trim()));
         }
@@ -261,6 +268,10 @@ pub async fn probe(client: &reqwest::Client, t: &Target, api: Api) -> Result<(),
     if ok {
         Ok(())
     } else {
-        Err(format!("unexpected answer from {}: {}", call.url, short(&text)))
+        Err(format!(
+            "unexpected answer from {}: {}",
+            call.url,
+            short(&text)
+        ))
     }
 }

@@ -125,6 +125,11 @@ pub struct TurnRecorder {
 }
 
 impl TurnRecorder {
+    /// Whether this response's turn (its output items) will be stored.
+    pub fn keeps_turn(&self) -> bool {
+        self.input.is_some()
+    }
+
     /// Called with the id from `response.created`: stored in the background, long before a
     /// client could send the follow-up (that needs the stream's end).
     pub fn on_id(&mut self, id: &str) {

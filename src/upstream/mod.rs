@@ -396,7 +396,12 @@ impl Router {
         req: &UpstreamRequest,
         budget: Duration,
     ) -> Result<UpstreamResponse, UpstreamError> {
-        let url = format!("{}{}", region.base_url(), req.path);
+        let url = region
+            .url_for(&req.path)
+            .ok_or_else(|| UpstreamError::Unreachable {
+                region: region.name().to_owned(),
+                detail: "the configured base_url does not make a valid URL".into(),
+            })?;
         let mut headers = req.headers.clone();
         let mut auth = HeaderValue::from_str(&format!("Bearer {secret}")).map_err(|_| {
             UpstreamError::Unreachable {

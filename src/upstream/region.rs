@@ -34,6 +34,8 @@ pub struct RegionKeyState {
 pub struct Region {
     name: Arc<str>,
     base_url: String,
+    /// `base_url` parsed once: reparsing it (IDNA and all) per request was measurable.
+    base: Option<reqwest::Url>,
     keys: Vec<RegionKey>,
     health: Vec<Mutex<KeyHealth>>,
     next: AtomicUsize,
@@ -45,6 +47,7 @@ impl Region {
     pub fn new(resolved: ResolvedRegion, breaker: Breaker) -> Option<Self> {
         (!resolved.keys.is_empty()).then(|| Self {
             name: resolved.name.into(),
+            base: reqwest::Url::parse(&resolved.base_url).ok(),
             base_url: resolved.base_url,
             health: resolved
                 .keys
@@ -67,6 +70,23 @@ impl Region {
 
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// `base_url` + `path_and_query` (e.g. `/responses/resp_1?include=x`), without reparsing
+    /// the base. Falls back to parsing the joined string if the base did not parse.
+    pub fn url_for(&self, path_and_query: &str) -> Option<reqwest::Url> {
+        let Some(base) = &self.base else {
+            return reqwest::Url::parse(&format!("{}{}", self.base_url, path_and_query)).ok();
+        };
+        let (path, query) = match path_and_query.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (path_and_query, None),
+        };
+        let mut url = base.clone();
+        let joined = format!("{}{}", base.path().trim_end_matches('/'), path);
+        url.set_path(&joined);
+        url.set_query(query);
+        Some(url)
     }
 
     pub fn breaker(&self) -> &Breaker {
@@ -198,6 +218,33 @@ mod tests {
         assert!(r.next_key(&[0, 1, 2]).is_none());
         assert_eq!(r.key_states()[1].state, "quarantined");
         assert!(!format!("{:?}", r.key_states()).contains("sk-"));
+    }
+
+    #[test]
+    fn urls_join_the_base_path_and_keep_queries() {
+        let r = region(1);
+        assert_eq!(
+            r.url_for("/responses").unwrap().as_str(),
+            "http://x/responses"
+        );
+        let mut resolved = ResolvedRegion {
+            name: "r".into(),
+            base_url: "https://h.example/api/v1/".into(),
+            keys: vec![RegionKey {
+                env_var: "K".into(),
+                secret: Secret::new("sk"),
+            }],
+        };
+        let r = Region::new(resolved.clone(), Breaker::new(1, Duration::from_secs(1))).unwrap();
+        assert_eq!(
+            r.url_for("/responses/resp_1/input_items?limit=2")
+                .unwrap()
+                .as_str(),
+            "https://h.example/api/v1/responses/resp_1/input_items?limit=2"
+        );
+        resolved.base_url = "not a url".into();
+        let r = Region::new(resolved, Breaker::new(1, Duration::from_secs(1))).unwrap();
+        assert!(r.url_for("/responses").is_none());
     }
 
     #[test]
