@@ -13,7 +13,7 @@
 //! | `x-mock-error-style: flat\|nested\|html` | error body form: `{"request_id","code","message"}` (default), `{"error":{…},"request_id"}`, or an HTML page (`text/html`, as a load balancer in front of Model Studio sends) |
 //! | `x-mock-retry-after: SECS` | `Retry-After` on error answers |
 //! | `x-mock-drop-after: K` | streaming: abort the connection after `K` events (0: before any head); non-streaming, `K > 0`: send the head (with the full `Content-Length`) and half the body, then abort |
-//! | `x-mock-malformed-at: K` | streaming: event `K` is broken as `x-mock-malformed-kind` says; non-streaming (any `K`): the JSON body, success or error, is cut in half with a matching `Content-Length` (valid framing, invalid JSON) |
+//! | `x-mock-malformed-at: K` | streaming: event `K` is broken as `x-mock-malformed-kind` says; a complete (non-SSE) answer — any error, or a non-streaming success — (any `K`): the JSON body is cut in half with a matching `Content-Length` (valid framing, invalid JSON) |
 //! | `x-mock-malformed-kind: json\|no-data\|unknown\|giant` | how event `K` is broken: `json` (default) cuts its `data:` JSON in half; `no-data` leaves out its `data:` line; `unknown` inserts an extra event of unknown type `response.mock_unknown` before it; `giant` pads its JSON with a `mock_padding` string of `x-mock-pad-bytes` bytes |
 //! | `x-mock-pad-bytes: N` | size of the `giant` padding (default 1 MiB) |
 //! | `x-mock-gate: NAME` | streaming: pass gate `NAME` before each event after the first; non-streaming: between the two halves of the body |

@@ -448,8 +448,9 @@ async fn api(State(shared): State<Arc<Shared>>, request: axum::extract::Request)
         Err(message) => return ex.error(ApiError::invalid_parameter(message)),
     };
     ex.faults.html_errors = controls.html_errors;
+    // Complete answers only: errors (even to a streaming request) and non-streaming 200s.
+    ex.faults.cut = controls.malformed_at.is_some();
     if !streaming {
-        ex.faults.cut = controls.malformed_at.is_some();
         ex.faults.drop_midway = controls.drop_after.is_some_and(|k| k > 0);
         ex.faults.gate = controls.gate.as_deref().map(|g| shared.gate(g));
     }

@@ -1129,6 +1129,18 @@ async fn non_streaming_body_faults() {
         .unwrap();
     assert_eq!(cut_error.status(), 500);
     assert!(serde_json::from_slice::<Value>(&cut_error.bytes().await.unwrap()).is_err());
+    // An error to a streaming request is a complete JSON answer too.
+    let cut_stream_error = post(
+        &mock,
+        json!({"model": "qwen", "input": "x", "stream": true}),
+    )
+    .header("x-mock-malformed-at", "0")
+    .header("x-mock-status", "503")
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(cut_stream_error.status(), 503);
+    assert!(serde_json::from_slice::<Value>(&cut_stream_error.bytes().await.unwrap()).is_err());
 
     // The head promises the whole body, half of it comes, then the connection is aborted.
     let dropped = post(&mock, body.clone())
