@@ -32,7 +32,12 @@ pub async fn completions(
     client_headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = body::read_limited(body, state.settings.server.max_body_bytes).await?;
+    let bytes = body::read_limited(
+        body,
+        state.settings.server.max_body_bytes,
+        state.settings.server.body_read_timeout,
+    )
+    .await?;
     let mut chat: Value = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::invalid_request(format!("The request body is not valid JSON: {e}"))
     })?;

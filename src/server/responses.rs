@@ -35,6 +35,13 @@ struct ResponseProbe {
 /// Parses just enough of a client body, with OpenAI-shaped 400s. One pass: the probe's
 /// deserializer still validates every byte of the JSON.
 fn probe(bytes: &[u8]) -> Result<RequestProbe, ApiError> {
+    // JSON is UTF-8, but serde_json skips the strings it ignores without checking them.
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return Err(ApiError::invalid_request(format!(
+            "The request body is not valid UTF-8 (invalid byte at offset {}).",
+            e.valid_up_to()
+        )));
+    }
     serde_json::from_slice::<RequestProbe>(bytes).map_err(|e| {
         let is_object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
         match e.classify() {
@@ -68,7 +75,12 @@ pub async fn create(
     client_headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = body::read_limited(body, state.settings.server.max_body_bytes).await?;
+    let bytes = body::read_limited(
+        body,
+        state.settings.server.max_body_bytes,
+        state.settings.server.body_read_timeout,
+    )
+    .await?;
     let probe = probe(&bytes)?;
     let mut bytes = bytes;
     if let Some(model) = probe.model.as_deref() {
@@ -163,6 +175,17 @@ mod tests {
         let err = probe(br#"{"model": 5}"#).err().unwrap();
         assert_eq!(err.status.as_u16(), 400);
         assert!(probe(br#"{"model":"m","stream":true,"x":{"y":[1]}}"#).is_ok());
+    }
+
+    /// Regression (tests/bad_input.rs): invalid UTF-8 inside a field the probe skips was
+    /// forwarded upstream instead of being refused.
+    #[test]
+    fn probe_rejects_invalid_utf8_in_skipped_fields() {
+        let err = probe(b"{\"model\":\"m\",\"input\":\"\xff\xfe\"}")
+            .err()
+            .unwrap();
+        assert_eq!(err.status.as_u16(), 400);
+        assert!(err.message.contains("UTF-8"), "{}", err.message);
     }
 
     #[test]
