@@ -7,6 +7,7 @@ use super::AppState;
 use super::access_log::RequestMeta;
 use super::{body, headers, relay};
 use crate::error::ApiError;
+use crate::translate::normalize_upstream_error;
 use crate::upstream::{UpstreamRequest, UpstreamResponse};
 use crate::usage::Usage;
 use axum::body::Body;
@@ -141,18 +142,30 @@ async fn relay_response(
         Body::from_stream(relay::relay_stream(
             upstream.body,
             limits.stream_idle_timeout,
+            limits.max_response_bytes,
             meta,
         ))
     } else {
+        let retry_after = crate::upstream::retry_after(&upstream.headers);
         let bytes = upstream.read_body(limits).await?;
         if status.is_success() {
             record_usage(&bytes, &meta);
+        } else if status.as_u16() >= 400 && !is_json(&bytes) {
+            // An HTML page from a load balancer, an empty or cut-off body: an SDK cannot read
+            // it, so it becomes an OpenAI-shaped error with the upstream's status.
+            let mut err = normalize_upstream_error(status.as_u16(), &bytes, retry_after);
+            err.status = status;
+            return Err(err);
         }
         Body::from(bytes)
     };
     let mut response = (status, body).into_response();
     response.headers_mut().extend(response_headers);
     Ok(response)
+}
+
+fn is_json(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
 }
 
 fn record_usage(bytes: &[u8], meta: &RequestMeta) {
