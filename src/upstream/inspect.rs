@@ -78,6 +78,14 @@ pub async fn judge(response: UpstreamResponse, limits: Limits) -> Verdict {
             Err(_) => Verdict::RegionFailed(None, "5xx"),
         };
     }
+    if status.is_redirection() {
+        // Never followed (it would carry the key), and never relayed: a client following it
+        // would take its own credentials wherever the upstream points.
+        return Verdict::Broken(UpstreamError::Redirected {
+            region: response.region.to_string(),
+            status: status.as_u16(),
+        });
+    }
     if !status.is_success() {
         return Verdict::Deliver(response);
     }
