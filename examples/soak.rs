@@ -8,7 +8,7 @@
 //! ```
 //!
 //! The gateway must run with the soak's configuration (see scripts/soak.sh): short timeouts
-//! (first byte 1 s, stream idle 1 s, whole exchange 10 s), no breaker, no rate-limit cooldown.
+//! (first byte 3 s, stream idle 3 s, whole exchange 10 s), no breaker, no rate-limit cooldown.
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -132,7 +132,7 @@ async fn one(
         Kind::RateLimited => &[("x-mock-status", "429")],
         Kind::ResetBeforeHead => &[("x-mock-drop-after", "0")],
         Kind::ResetMidStream => &[("x-mock-tokens", "20"), ("x-mock-drop-after", "8")],
-        Kind::HangBeforeHead => &[("x-mock-header-delay-ms", "1500")],
+        Kind::HangBeforeHead => &[("x-mock-header-delay-ms", "5000")],
         Kind::HangMidStream => &[("x-mock-gate", "never")],
         Kind::MalformedEvent => &[("x-mock-malformed-at", "5")],
         Kind::HtmlError => &[("x-mock-status", "502"), ("x-mock-error-style", "html")],

@@ -15,6 +15,15 @@ const MODEL: &str = "qwen3-max-2026-01-23";
 const BIN: &str = env!("CARGO_BIN_EXE_qwen-gateway");
 const CLIENT_SECRET: &str = "client-secret-do-not-forward";
 
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test]
 async fn client_credentials_never_reach_the_upstream() {
     let (gw, mock) = gateway_with_mock("").await;
@@ -228,7 +237,7 @@ async fn upstream_keys_never_leave_the_gateway() {
     std::fs::write(&path, toml).unwrap();
     let log_path = dir.path().join("gateway.log");
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args(["serve", "--config", path.to_str().unwrap()])
         .env_remove("QWEN_GATEWAY_CONFIG")
         .env("TEST_KEY_R0", KEY_R0)
@@ -239,6 +248,8 @@ async fn upstream_keys_never_leave_the_gateway() {
         .stderr(log)
         .spawn()
         .unwrap();
+    // Killed however the test ends, so a failed run leaves no gateway behind.
+    let mut child = KillOnDrop(child);
     let addr = {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
@@ -310,12 +321,12 @@ async fn upstream_keys_never_leave_the_gateway() {
     assert!(r0.requests().iter().any(|r| r.status == 401));
     assert!(r1.requests().len() > 10);
     let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() {
+    while child.0.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
-            let _ = child.kill();
+            let _ = child.0.kill();
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
