@@ -545,6 +545,49 @@ async fn slow_clients_are_disconnected() {
     still_serving(&gw).await;
 }
 
+/// The head timeout is for request heads only: a response that streams for much longer than
+/// it is not cut.
+#[tokio::test]
+async fn long_streams_outlive_the_header_read_timeout() {
+    let (gw, mock) = gateway().await;
+    let c = client();
+    for path in PATHS {
+        let started = Instant::now();
+        let res = c
+            .post(gw.url(path))
+            .header("x-mock-tokens", "12")
+            .header("x-mock-delay-ms", "100")
+            .json(&json!({"model": MODEL, "input": "hi", "stream": true,
+                          "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let text = res.text().await.unwrap();
+        let elapsed = started.elapsed();
+        assert!(elapsed > HEADER_TIMEOUT * 3, "{elapsed:?}");
+        assert!(
+            text.contains("response.completed") || text.trim_end().ends_with("data: [DONE]"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("\"type\":\"error\"") && !text.contains("data: {\"error\""),
+            "the stream ended in an error"
+        );
+        observe(
+            "a stream lasting 4× header_read_timeout",
+            path,
+            &format!("200, complete after {} ms", elapsed.as_millis()),
+        );
+    }
+    still_serving(&gw).await;
+    assert_eq!(
+        mock.stats().open_connections,
+        1,
+        "one pooled connection, reused"
+    );
+}
+
 #[tokio::test]
 async fn wrong_methods_and_unknown_paths() {
     let (gw, mock) = gateway().await;
