@@ -89,6 +89,9 @@ pub async fn serve(
     // Dropping `stop_tx` tells every connection to finish its request and close.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
     let mut connections = tokio::task::JoinSet::new();
+    // Aborted when `serve` returns (the JoinSet is dropped).
+    let mut background = tokio::task::JoinSet::new();
+    background.spawn(crate::telemetry::upkeep_loop());
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let stream = tokio::select! {
