@@ -7,8 +7,10 @@
 #
 # Default: 10 minutes. Fails when the driver saw a wrong answer, or when the average of the
 # last third of the samples exceeds the first third's by more than 20% + 5 MiB of RSS or
-# 20 file descriptors (a leak). Writes the samples to a CSV (default target/soak/soak.csv)
-# and prints start, peak and end.
+# 20 file descriptors (a leak), or, in runs of 5 minutes or more, when RSS still climbs by
+# more than 50 KiB a minute over the last two thirds (least squares: a slow leak that the
+# thirds would only catch after hours). Writes the samples to a CSV (default
+# target/soak/soak.csv) and prints start, peak, end and that slope.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -126,7 +128,7 @@ if ! kill -0 "$gw_pid" 2>/dev/null; then
 fi
 
 # Thirds of the samples: first vs last.
-verdict=$(awk -F, 'NR > 1 { n++; rss[n] = $2; fds[n] = $3 }
+verdict=$(awk -F, 'NR > 1 { n++; t[n] = $1; rss[n] = $2; fds[n] = $3 }
   END {
     if (n < 6) { print "FAIL too few samples (" n ")"; exit }
     third = int(n / 3)
@@ -134,10 +136,15 @@ verdict=$(awk -F, 'NR > 1 { n++; rss[n] = $2; fds[n] = $3 }
     for (i = n - third + 1; i <= n; i++) { r3 += rss[i]; f3 += fds[i] }
     r1 /= third; r3 /= third; f1 /= third; f3 /= third
     peak = 0; for (i = 1; i <= n; i++) if (rss[i] > peak) peak = rss[i]
-    printf "samples %d; RSS start %.1f MiB, peak %.1f MiB, end %.1f MiB; first-third avg %.1f MiB, last-third avg %.1f MiB; fds first-third avg %.1f, last-third avg %.1f, end %d\n",
-      n, rss[1] / 1024, peak / 1024, rss[n] / 1024, r1 / 1024, r3 / 1024, f1, f3, fds[n]
+    # Least-squares slope of RSS (KiB per minute) over the last two thirds.
+    for (i = third + 1; i <= n; i++) { m++; sx += t[i]; sy += rss[i]; sxx += t[i] * t[i]; sxy += t[i] * rss[i] }
+    d = m * sxx - sx * sx
+    slope = (d > 0) ? 60 * (m * sxy - sx * sy) / d : 0
+    printf "samples %d; RSS start %.1f MiB, peak %.1f MiB, end %.1f MiB; first-third avg %.1f MiB, last-third avg %.1f MiB; slope over the last two thirds %.1f KiB/min; fds first-third avg %.1f, last-third avg %.1f, end %d\n",
+      n, rss[1] / 1024, peak / 1024, rss[n] / 1024, r1 / 1024, r3 / 1024, slope, f1, f3, fds[n]
     if (r3 > r1 * 1.2 + 5120) print "FAIL memory grew"
     else if (f3 > f1 + 20) print "FAIL file descriptors grew"
+    else if (t[n] >= 300 && slope > 50) print "FAIL memory still climbing"
     else print "OK"
   }' "$out")
 echo "$verdict" | sed 's/^/== soak: /'
