@@ -2,7 +2,8 @@
 # Runs every test of qwen-gateway: Rust unit and integration tests (gateway + mock Model Studio
 # on loopback ports), then the real-client suites (official openai Python SDK, LangChain,
 # official openai Node SDK) against the real binaries. Installs the client packages locally
-# (.venv/, tests/clients/node/node_modules/) on first use.
+# (.venv/, tests/clients/node/node_modules/) on first use. Ends with a 45-second soak
+# (scripts/soak.sh; run it alone with --minutes N for a long one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,4 +30,7 @@ if [ -f tests/clients/node/package.json ]; then
     node --test --test-reporter=spec
   )
 fi
+echo "== soak (short: 45 s of mixed traffic with faults; memory and file descriptors must not grow)"
+scripts/soak.sh --seconds 45
+
 echo "== all tests passed"

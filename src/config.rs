@@ -55,6 +55,13 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// A client must send a request's whole head within this long (slow-loris guard); it
+    /// also bounds how long an idle keep-alive connection stays open.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A client must send a request's whole body within this long, else 408.
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -301,6 +308,11 @@ impl Settings {
                 "server.max_body_bytes must be > 0".into(),
             ));
         }
+        if self.server.header_read_timeout.is_zero() || self.server.body_read_timeout.is_zero() {
+            return Err(ConfigError::Invalid(
+                "server.header_read_timeout and server.body_read_timeout must be > 0".into(),
+            ));
+        }
         if self.chat.max_n == 0 {
             return Err(ConfigError::Invalid("chat.max_n must be >= 1".into()));
         }
@@ -418,6 +430,8 @@ mod tests {
     fn built_in_defaults_load() {
         let s = Settings::load_with_env(None, Some(HashMap::new())).unwrap();
         assert_eq!(s.server.listen, "127.0.0.1:8080");
+        assert_eq!(s.server.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(s.server.body_read_timeout, Duration::from_secs(30));
         assert_eq!(s.upstream.regions, ["singapore", "beijing"]);
         assert_eq!(s.auth.mode, AuthMode::None);
     }

@@ -198,7 +198,7 @@ impl From<crate::upstream::UpstreamError> for ApiError {
             U::Unreachable { .. } => {
                 ApiError::server(StatusCode::BAD_GATEWAY, message).with_code("upstream_unreachable")
             }
-            U::Body { .. } | U::TooLarge { .. } => {
+            U::Body { .. } | U::TooLarge { .. } | U::Redirected { .. } => {
                 ApiError::server(StatusCode::BAD_GATEWAY, message).with_code("upstream_error")
             }
         }

@@ -3,6 +3,23 @@
 //! Every control is read from the request first and then from the server's default controls
 //! (set with [`crate::MockServer::set_default_header`] or `POST /_mock/defaults`), so a test can
 //! turn a whole mock into, say, a 503 upstream without touching the client.
+//!
+//! | header | effect |
+//! |---|---|
+//! | `x-mock-tokens: N` | answer length in tokens (one delta each) |
+//! | `x-mock-delay-ms: D` | pause before each SSE event after the first |
+//! | `x-mock-header-delay-ms: D` | pause before the response head (a hang before headers) |
+//! | `x-mock-status: S` | answer with status `S` and a Model Studio error body |
+//! | `x-mock-error-style: flat\|nested\|html` | error body form: `{"request_id","code","message"}` (default), `{"error":{…},"request_id"}`, or an HTML page (`text/html`, as a load balancer in front of Model Studio sends) |
+//! | `x-mock-retry-after: SECS` | `Retry-After` on error answers |
+//! | `x-mock-drop-after: K` | streaming: abort the connection after `K` events (0: before any head); non-streaming, `K > 0`: send the head (with the full `Content-Length`) and half the body, then abort |
+//! | `x-mock-malformed-at: K` | streaming: event `K` is broken as `x-mock-malformed-kind` says; a complete (non-SSE) answer — any error, or a non-streaming success — (any `K`): the JSON body is cut in half with a matching `Content-Length` (valid framing, invalid JSON) |
+//! | `x-mock-malformed-kind: json\|no-data\|unknown\|giant` | how event `K` is broken: `json` (default) cuts its `data:` JSON in half; `no-data` leaves out its `data:` line; `unknown` inserts an extra event of unknown type `response.mock_unknown` before it; `giant` pads its JSON with a `mock_padding` string of `x-mock-pad-bytes` bytes |
+//! | `x-mock-pad-bytes: N` | size of the `giant` padding (default 1 MiB) |
+//! | `x-mock-gate: NAME` | streaming: pass gate `NAME` before each event after the first; non-streaming: between the two halves of the body |
+//! | `x-mock-fail: rate_limit\|moderation\|server_error` | a failure reported inside a 200 |
+//! | `x-mock-incomplete: REASON` | end `incomplete` with this reason |
+//! | `x-mock-tool-calls: K` | number of parallel function calls |
 
 use std::time::Duration;
 
@@ -22,6 +39,8 @@ pub mod names {
     pub const FAIL: &str = "x-mock-fail";
     pub const INCOMPLETE: &str = "x-mock-incomplete";
     pub const TOOL_CALLS: &str = "x-mock-tool-calls";
+    pub const MALFORMED_KIND: &str = "x-mock-malformed-kind";
+    pub const PAD_BYTES: &str = "x-mock-pad-bytes";
 
     pub const ALL: &[&str] = &[
         TOKENS,
@@ -36,6 +55,8 @@ pub mod names {
         FAIL,
         INCOMPLETE,
         TOOL_CALLS,
+        MALFORMED_KIND,
+        PAD_BYTES,
     ];
 }
 
@@ -50,6 +71,35 @@ pub enum Fail {
     ServerError,
 }
 
+/// How the event at `x-mock-malformed-at` is broken.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Malformed {
+    /// The `data:` JSON is cut in half.
+    #[default]
+    Json,
+    /// The event has no `data:` line at all.
+    NoData,
+    /// An extra event of an unknown type comes first; the event itself is intact.
+    Unknown,
+    /// The event's JSON carries a huge `mock_padding` string (`x-mock-pad-bytes`).
+    Giant,
+}
+
+/// The form of error bodies (`x-mock-error-style`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ErrorStyle {
+    /// `{"request_id","code","message"}`.
+    #[default]
+    Flat,
+    /// `{"error":{…},"request_id"}`.
+    Nested,
+    /// An HTML error page served as `text/html`.
+    Html,
+}
+
+/// Default size of a `giant` event's padding.
+pub const DEFAULT_PAD_BYTES: usize = 1024 * 1024;
+
 /// The controls in effect for one request.
 #[derive(Clone, Debug, Default)]
 pub struct Controls {
@@ -61,14 +111,21 @@ pub struct Controls {
     pub status: Option<u16>,
     /// Use the `{"error":{…},"request_id"}` error body form instead of the flat one.
     pub nested_errors: bool,
+    /// Answer errors with an HTML page (`x-mock-error-style: html`).
+    pub html_errors: bool,
     /// `Retry-After` value for error responses.
     pub retry_after: Option<String>,
     /// Pause before the response head.
     pub header_delay: Duration,
     /// Abort the connection after this many SSE events (0: before any response head).
     pub drop_after: Option<usize>,
-    /// Sequence number of the SSE event whose `data:` line is broken JSON.
+    /// Sequence number of the SSE event that is broken (see `malformed`); on a non-streaming
+    /// request, any value cuts the JSON body short.
     pub malformed_at: Option<usize>,
+    /// How the event at `malformed_at` is broken.
+    pub malformed: Malformed,
+    /// Size of a `giant` event's padding.
+    pub pad_bytes: usize,
     /// Gate to pass before each SSE event after the first.
     pub gate: Option<String>,
     /// Failure reported inside a 200 response.
@@ -115,16 +172,47 @@ impl Controls {
                 ));
             }
         };
+        let style = match lookup(names::ERROR_STYLE)
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("") | Some("flat") => ErrorStyle::Flat,
+            Some("nested") => ErrorStyle::Nested,
+            Some("html") => ErrorStyle::Html,
+            Some(other) => {
+                return Err(format!(
+                    "{} must be flat, nested or html, got {other:?}",
+                    names::ERROR_STYLE
+                ));
+            }
+        };
+        let malformed = match lookup(names::MALFORMED_KIND)
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("") | Some("json") => Malformed::Json,
+            Some("no-data") => Malformed::NoData,
+            Some("unknown") => Malformed::Unknown,
+            Some("giant") => Malformed::Giant,
+            Some(other) => {
+                return Err(format!(
+                    "{} must be json, no-data, unknown or giant, got {other:?}",
+                    names::MALFORMED_KIND
+                ));
+            }
+        };
         Ok(Controls {
             tokens: number(names::TOKENS)?.map(|n| n as usize).or(config.tokens),
             delay: millis(names::DELAY_MS)?.unwrap_or(config.delay),
             status,
-            nested_errors: lookup(names::ERROR_STYLE)
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("nested")),
+            nested_errors: style == ErrorStyle::Nested,
+            html_errors: style == ErrorStyle::Html,
             retry_after: lookup(names::RETRY_AFTER).map(|v| v.trim().to_string()),
             header_delay: millis(names::HEADER_DELAY_MS)?.unwrap_or_default(),
             drop_after: number(names::DROP_AFTER)?.map(|n| n as usize),
             malformed_at: number(names::MALFORMED_AT)?.map(|n| n as usize),
+            malformed,
+            pad_bytes: number(names::PAD_BYTES)?.map_or(DEFAULT_PAD_BYTES, |n| n as usize),
             gate: lookup(names::GATE)
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty()),
@@ -184,5 +272,35 @@ mod tests {
         assert!(parse(&[("x-mock-tokens", "many")]).is_err());
         assert!(parse(&[("x-mock-status", "42")]).is_err());
         assert!(parse(&[("x-mock-fail", "nope")]).is_err());
+    }
+
+    #[test]
+    fn error_styles_and_malformed_kinds() {
+        let c = parse(&[("x-mock-error-style", "HTML")]).unwrap();
+        assert!(c.html_errors && !c.nested_errors);
+        let c = parse(&[("x-mock-error-style", "nested")]).unwrap();
+        assert!(c.nested_errors && !c.html_errors);
+        assert!(parse(&[("x-mock-error-style", "xml")]).is_err());
+        assert_eq!(parse(&[]).unwrap().malformed, Malformed::Json);
+        assert_eq!(parse(&[]).unwrap().pad_bytes, DEFAULT_PAD_BYTES);
+        let c = parse(&[
+            ("x-mock-malformed-kind", "giant"),
+            ("x-mock-pad-bytes", "10"),
+        ])
+        .unwrap();
+        assert_eq!((c.malformed, c.pad_bytes), (Malformed::Giant, 10));
+        assert_eq!(
+            parse(&[("x-mock-malformed-kind", "no-data")])
+                .unwrap()
+                .malformed,
+            Malformed::NoData
+        );
+        assert_eq!(
+            parse(&[("x-mock-malformed-kind", "unknown")])
+                .unwrap()
+                .malformed,
+            Malformed::Unknown
+        );
+        assert!(parse(&[("x-mock-malformed-kind", "weird")]).is_err());
     }
 }

@@ -11,6 +11,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use bytes::Bytes;
+use futures_util::StreamExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{Map, Value, json};
 use tokio::net::{TcpListener, TcpStream};
@@ -23,7 +25,7 @@ use crate::controls::{Controls, Fail};
 use crate::errors::{ApiError, INTERNAL_ERROR_MESSAGE, RATE_LIMIT_MESSAGE};
 use crate::events::{Ending, Meta, Rendered};
 use crate::request::ResponseRequest;
-use crate::state::{MockStats, Record, RecordedRequest, Shared, Stored, lock};
+use crate::state::{Gauge, MockStats, Record, RecordedRequest, Shared, Stored, lock};
 use crate::stream::{RecordingBody, Script};
 use crate::wire::Framing;
 
@@ -52,7 +54,7 @@ impl MockServer {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(config));
         let app = routes(shared.clone());
-        let task = tokio::spawn(accept_loop(listener, app));
+        let task = tokio::spawn(accept_loop(listener, app, shared.clone()));
         Ok(MockServer {
             shared,
             addr,
@@ -134,13 +136,19 @@ impl std::error::Error for DropConnection {}
 
 /// Accepts connections until aborted. Connections live in a `JoinSet` owned by this task, so
 /// aborting it aborts them all.
-async fn accept_loop(listener: TcpListener, app: Router) {
+async fn accept_loop(listener: TcpListener, app: Router, shared: Arc<Shared>) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    connections.spawn(serve_connection(stream, app.clone()));
+                    let open = Gauge::new(shared.clone(), |c| &c.open_connections);
+                    let shared = shared.clone();
+                    let app = app.clone();
+                    connections.spawn(async move {
+                        serve_connection(stream, app, shared).await;
+                        drop(open);
+                    });
                 }
                 // Out of file descriptors and the like: back off instead of spinning.
                 Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
@@ -150,27 +158,61 @@ async fn accept_loop(listener: TcpListener, app: Router) {
     }
 }
 
-async fn serve_connection(stream: TcpStream, app: Router) {
+async fn serve_connection(stream: TcpStream, app: Router, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
     let service =
         hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
             let app = app.clone();
+            // Counted from here until the answer's body is over or dropped (the future or the
+            // body is dropped when the client goes away).
+            let in_flight = (!request.uri().path().starts_with("/_mock"))
+                .then(|| Gauge::new(shared.clone(), |c| &c.in_flight_requests));
             async move {
                 let response = match app.oneshot(request.map(Body::new)).await {
                     Ok(response) => response,
                     Err(never) => match never {},
                 };
                 // A service error makes hyper close the connection without writing anything.
-                match response.extensions().get::<DropConnection>() {
-                    Some(drop) => Err(*drop),
-                    None => Ok::<_, DropConnection>(response),
+                if let Some(drop) = response.extensions().get::<DropConnection>() {
+                    return Err(*drop);
                 }
+                Ok::<_, DropConnection>(match in_flight {
+                    Some(gauge) => response.map(|inner| Body::new(Counted { inner, gauge })),
+                    None => response,
+                })
             }
         });
     let _ = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .serve_connection(TokioIo::new(stream), service)
         .await;
+}
+
+/// A response body that holds an in-flight count until it is finished or dropped.
+struct Counted {
+    inner: Body,
+    #[allow(dead_code)]
+    gauge: Gauge,
+}
+
+impl http_body::Body for Counted {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 fn routes(shared: Arc<Shared>) -> Router {
@@ -235,36 +277,124 @@ async fn get_defaults(State(shared): State<Arc<Shared>>) -> Response {
     axum::Json(map).into_response()
 }
 
+/// Faults applied to complete (non-streaming) answers.
+#[derive(Default)]
+struct BodyFaults {
+    /// Cut the JSON in half, with a matching `Content-Length`.
+    cut: bool,
+    /// Send the full `Content-Length` and half the body, then abort.
+    drop_midway: bool,
+    /// Pass this gate between the two halves of the body.
+    gate: Option<Arc<tokio::sync::Semaphore>>,
+    /// Errors as an HTML page.
+    html_errors: bool,
+}
+
 /// One API request being answered, and where its answer is recorded.
 struct Exchange {
     shared: Arc<Shared>,
     record: Record,
+    faults: BodyFaults,
 }
 
 impl Exchange {
     /// A complete (non-streaming) answer, recorded byte for byte.
     fn reply(&self, status: u16, body: &Value, retry_after: Option<&str>) -> Response {
-        let bytes = body.to_string().into_bytes();
+        self.reply_bytes(
+            status,
+            "application/json",
+            body.to_string().into_bytes(),
+            retry_after,
+        )
+    }
+
+    fn reply_bytes(
+        &self,
+        status: u16,
+        content_type: &str,
+        mut bytes: Vec<u8>,
+        retry_after: Option<&str>,
+    ) -> Response {
+        if self.faults.cut {
+            bytes.truncate(bytes.len() / 2);
+        }
+        let full_length = bytes.len();
+        let half = Bytes::copy_from_slice(&bytes[..full_length / 2]);
+        let rest = Bytes::copy_from_slice(&bytes[full_length / 2..]);
+        let streamed = self.faults.drop_midway || self.faults.gate.is_some();
         {
             let mut rec = lock(&self.record);
             rec.status = status;
-            rec.response_body = bytes.clone();
-            rec.finished = true;
+            if streamed {
+                rec.response_body = half.to_vec();
+            } else {
+                rec.response_body = bytes.clone();
+                rec.finished = true;
+            }
         }
         let mut builder = Response::builder()
             .status(status)
-            .header(header::CONTENT_TYPE, "application/json");
+            .header(header::CONTENT_TYPE, content_type);
         if let Some(secs) = retry_after {
             builder = builder.header(header::RETRY_AFTER, secs);
         }
+        let body = if streamed {
+            builder = builder.header(header::CONTENT_LENGTH, full_length);
+            let drop_midway = self.faults.drop_midway;
+            let gate = self.faults.gate.clone();
+            let record = self.record.clone();
+            let second = async move {
+                if drop_midway {
+                    // Let hyper write the head and the first half before the abort.
+                    tokio::task::yield_now().await;
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionAborted,
+                        "x-mock-drop-after",
+                    ));
+                }
+                if let Some(gate) = gate
+                    && let Ok(permit) = gate.acquire().await
+                {
+                    permit.forget();
+                }
+                let mut rec = lock(&record);
+                rec.response_body.extend_from_slice(&rest);
+                rec.finished = true;
+                Ok(rest)
+            };
+            let first = futures_util::stream::once(async move { Ok(half) });
+            Body::from_stream(first.chain(futures_util::stream::once(second)))
+        } else {
+            Body::from(bytes)
+        };
         builder
-            .body(Body::from(bytes))
+            .body(body)
             .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
     }
 
     fn error(&self, err: ApiError) -> Response {
+        if self.faults.html_errors {
+            let page = html_error_page(err.status);
+            return self.reply_bytes(
+                err.status,
+                "text/html",
+                page.into_bytes(),
+                err.retry_after.as_deref(),
+            );
+        }
         self.reply(err.status, &err.body, err.retry_after.as_deref())
     }
+}
+
+/// The kind of page a load balancer in front of Model Studio answers with.
+fn html_error_page(status: u16) -> String {
+    let reason = StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    format!(
+        "<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n<center><h1>{status} {reason}</h1></center>\r\n<hr><center>Tengine</center>\r\n</body>\r\n</html>\r\n"
+    )
 }
 
 /// Everything that is not `/_mock`: recorded, subject to controls and auth, then routed.
@@ -275,6 +405,9 @@ async fn api(State(shared): State<Arc<Shared>>, request: axum::extract::Request)
         .as_ref()
         .filter(|b| !b.is_empty())
         .and_then(|b| serde_json::from_slice::<Value>(b).ok());
+    let streaming = body_json
+        .as_ref()
+        .is_some_and(|b| b["stream"] == Value::Bool(true));
     let record = shared.record(RecordedRequest {
         method: parts.method.to_string(),
         path: parts.uri.path().to_string(),
@@ -294,9 +427,10 @@ async fn api(State(shared): State<Arc<Shared>>, request: axum::extract::Request)
         finished: false,
         cancelled: false,
     });
-    let ex = Exchange {
+    let mut ex = Exchange {
         shared: shared.clone(),
         record,
+        faults: BodyFaults::default(),
     };
 
     let headers = &parts.headers;
@@ -313,6 +447,13 @@ async fn api(State(shared): State<Arc<Shared>>, request: axum::extract::Request)
         Ok(c) => c,
         Err(message) => return ex.error(ApiError::invalid_parameter(message)),
     };
+    ex.faults.html_errors = controls.html_errors;
+    // Complete answers only: errors (even to a streaming request) and non-streaming 200s.
+    ex.faults.cut = controls.malformed_at.is_some();
+    if !streaming {
+        ex.faults.drop_midway = controls.drop_after.is_some_and(|k| k > 0);
+        ex.faults.gate = controls.gate.as_deref().map(|g| shared.gate(g));
+    }
     if !controls.header_delay.is_zero() {
         tokio::time::sleep(controls.header_delay).await;
     }

@@ -55,13 +55,18 @@ impl RecordedRequest {
 }
 
 /// Counters, for tests that assert on connection behaviour (e.g. that a gateway cancels
-/// upstream streams when its client goes away).
+/// upstream streams when its client goes away, or leaks no connection).
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct MockStats {
     pub requests: u64,
     pub open_streams: u64,
     pub completed_streams: u64,
     pub cancelled_streams: u64,
+    /// TCP connections currently open (idle keep-alive ones included).
+    pub open_connections: u64,
+    /// API requests (not `/_mock`) whose answer is not over yet: the handler still runs
+    /// (e.g. in `x-mock-header-delay-ms`) or the body is still being written.
+    pub in_flight_requests: u64,
 }
 
 /// A recorded request that a streaming body keeps updating.
@@ -89,6 +94,27 @@ pub(crate) struct Counters {
     pub open_streams: AtomicU64,
     pub completed_streams: AtomicU64,
     pub cancelled_streams: AtomicU64,
+    pub open_connections: AtomicU64,
+    pub in_flight_requests: AtomicU64,
+}
+
+/// Counts one unit in a gauge-like counter for as long as it lives.
+pub(crate) struct Gauge {
+    shared: Arc<Shared>,
+    which: fn(&Counters) -> &AtomicU64,
+}
+
+impl Gauge {
+    pub fn new(shared: Arc<Shared>, which: fn(&Counters) -> &AtomicU64) -> Gauge {
+        which(&shared.counters).fetch_add(1, Ordering::SeqCst);
+        Gauge { shared, which }
+    }
+}
+
+impl Drop for Gauge {
+    fn drop(&mut self) {
+        (self.which)(&self.shared.counters).fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Responses kept for `previous_response_id`; the oldest go first, so a long benchmark run
@@ -149,8 +175,8 @@ impl Shared {
             .collect()
     }
 
-    /// Forgets recorded requests and resets the counters (open streams stay counted: they
-    /// are still open).
+    /// Forgets recorded requests and resets the counters (open streams, connections and
+    /// in-flight requests stay counted: they are still open).
     pub fn clear(&self) {
         lock(&self.records).clear();
         let c = &self.counters;
@@ -166,6 +192,8 @@ impl Shared {
             open_streams: c.open_streams.load(Ordering::SeqCst),
             completed_streams: c.completed_streams.load(Ordering::SeqCst),
             cancelled_streams: c.cancelled_streams.load(Ordering::SeqCst),
+            open_connections: c.open_connections.load(Ordering::SeqCst),
+            in_flight_requests: c.in_flight_requests.load(Ordering::SeqCst),
         }
     }
 

@@ -14,7 +14,7 @@ use futures_util::stream::{BoxStream, Stream, StreamExt};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-use crate::controls::Controls;
+use crate::controls::{Controls, Malformed};
 use crate::state::{Record, Shared, lock};
 use crate::wire::Framing;
 
@@ -29,6 +29,19 @@ enum Step {
     Yield,
     /// Fail the body so hyper aborts the connection (`x-mock-drop-after`).
     Abort,
+}
+
+/// The type of the extra event `x-mock-malformed-kind: unknown` inserts.
+pub const UNKNOWN_EVENT: &str = "response.mock_unknown";
+
+/// One framed event as the chunks to write, with a flush between them.
+fn push_chunks(steps: &mut VecDeque<Step>, framing: Framing, framed: Vec<u8>) {
+    for (n, chunk) in framing.chunks(framed).into_iter().enumerate() {
+        if n > 0 {
+            steps.push_back(Step::Yield);
+        }
+        steps.push_back(Step::Chunk(chunk, false));
+    }
 }
 
 /// What the body will do, decided up front so the stream itself is a dumb player.
@@ -56,15 +69,29 @@ impl Script {
             if index > 0 {
                 steps.push_back(Step::Wait);
             }
+            let broken = (controls.malformed_at == Some(index)).then_some(controls.malformed);
             let kind = event["type"].as_str().unwrap_or("message");
-            let json = event.to_string();
-            let framed = framing.frame(index, kind, &json, controls.malformed_at == Some(index));
-            for (n, chunk) in framing.chunks(framed).into_iter().enumerate() {
-                if n > 0 {
-                    steps.push_back(Step::Yield);
+            let framed = match broken {
+                None => framing.frame(index, kind, &event.to_string(), false),
+                Some(Malformed::Json) => framing.frame(index, kind, &event.to_string(), true),
+                Some(Malformed::NoData) => framing.frame_without_data(index, kind),
+                Some(Malformed::Unknown) => {
+                    let unknown = serde_json::json!({
+                        "type": UNKNOWN_EVENT,
+                        "sequence_number": index,
+                        "note": "an event type no client knows",
+                    });
+                    let extra = framing.frame(index, UNKNOWN_EVENT, &unknown.to_string(), false);
+                    push_chunks(&mut steps, framing, extra);
+                    framing.frame(index, kind, &event.to_string(), false)
                 }
-                steps.push_back(Step::Chunk(chunk, false));
-            }
+                Some(Malformed::Giant) => {
+                    let mut padded = event.clone();
+                    padded["mock_padding"] = Value::String("x".repeat(controls.pad_bytes));
+                    framing.frame(index, kind, &padded.to_string(), false)
+                }
+            };
+            push_chunks(&mut steps, framing, framed);
         }
         if !matches!(steps.back(), Some(Step::Abort))
             && let Some(Step::Chunk(_, last)) = steps

@@ -38,6 +38,20 @@ impl Framing {
         out.into_bytes()
     }
 
+    /// Event `index` with its `id:`/`event:` lines but no `data:` line (a broken upstream).
+    pub fn frame_without_data(&self, index: usize, kind: &str) -> Vec<u8> {
+        let mut out = String::new();
+        if self.quirks {
+            if index == 0 {
+                out.push_str(":HTTP_STATUS/200\n");
+            }
+            out.push_str(&format!("id:{index}\nevent:{kind}\n\n"));
+        } else {
+            out.push_str(&format!("event: {kind}\n\n"));
+        }
+        out.into_bytes()
+    }
+
     /// Splits one framed event into the chunks to write. With splitting on there are at least
     /// two: one cut inside the `data:` line's prefix, and one inside the first multi-byte
     /// character, if any.

@@ -1029,3 +1029,232 @@ async fn binary_prints_its_address_and_serves() {
     child.start_kill().unwrap();
     child.wait().await.unwrap();
 }
+
+#[tokio::test]
+async fn html_error_pages() {
+    let mock = start().await;
+    let resp = post(&mock, json!({"model": "qwen", "input": "x"}))
+        .header("x-mock-status", "502")
+        .header("x-mock-error-style", "html")
+        .header("x-mock-retry-after", "2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 502);
+    assert_eq!(resp.headers()["content-type"], "text/html");
+    assert_eq!(resp.headers()["retry-after"], "2");
+    let page = resp.text().await.unwrap();
+    assert!(
+        page.starts_with("<html>") && page.contains("502 Bad Gateway"),
+        "{page}"
+    );
+    let bad = post(&mock, json!({"model": "qwen", "input": "x"}))
+        .header("x-mock-error-style", "xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}
+
+#[tokio::test]
+async fn malformed_kinds() {
+    let mock = start().await;
+    let body = json!({"model": "qwen", "input": "x", "stream": true});
+    let raw = |headers: Vec<(&'static str, &'static str)>| {
+        let mut req = post(&mock, body.clone());
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        async move { req.send().await.unwrap().bytes().await.unwrap() }
+    };
+    let normal = sse(&raw(vec![]).await);
+
+    let no_data = sse(&raw(vec![
+        ("x-mock-malformed-at", "4"),
+        ("x-mock-malformed-kind", "no-data"),
+    ])
+    .await);
+    assert_eq!(no_data.len(), normal.len());
+    assert_eq!(no_data[4].0, normal[4].0, "the event line is still there");
+    assert_eq!(no_data[4].1, "", "but no data");
+    assert!(serde_json::from_str::<Value>(&no_data[5].1).is_ok());
+
+    let unknown = sse(&raw(vec![
+        ("x-mock-malformed-at", "4"),
+        ("x-mock-malformed-kind", "unknown"),
+    ])
+    .await);
+    assert_eq!(unknown.len(), normal.len() + 1);
+    assert_eq!(unknown[4].0, "response.mock_unknown");
+    let extra: Value = serde_json::from_str(&unknown[4].1).unwrap();
+    assert_eq!(extra["type"], "response.mock_unknown");
+    assert_eq!(unknown[5].0, normal[4].0);
+
+    let giant = raw(vec![
+        ("x-mock-malformed-at", "4"),
+        ("x-mock-malformed-kind", "giant"),
+        ("x-mock-pad-bytes", "300000"),
+    ])
+    .await;
+    let events = json_events(&giant);
+    assert_eq!(events.len(), normal.len());
+    assert_eq!(events[4]["mock_padding"].as_str().unwrap().len(), 300_000);
+    assert!(events[5].get("mock_padding").is_none());
+}
+
+#[tokio::test]
+async fn non_streaming_body_faults() {
+    let mock = start().await;
+    let body = json!({"model": "qwen", "input": "x"});
+    // Cut short, with a Content-Length that matches: the framing is fine, the JSON is not.
+    let cut = post(&mock, body.clone())
+        .header("x-mock-malformed-at", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cut.status(), 200);
+    let length: usize = cut.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let bytes = cut.bytes().await.unwrap();
+    assert_eq!(bytes.len(), length);
+    assert!(serde_json::from_slice::<Value>(&bytes).is_err());
+    let cut_error = post(&mock, body.clone())
+        .header("x-mock-malformed-at", "0")
+        .header("x-mock-status", "500")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cut_error.status(), 500);
+    assert!(serde_json::from_slice::<Value>(&cut_error.bytes().await.unwrap()).is_err());
+    // An error to a streaming request is a complete JSON answer too.
+    let cut_stream_error = post(
+        &mock,
+        json!({"model": "qwen", "input": "x", "stream": true}),
+    )
+    .header("x-mock-malformed-at", "0")
+    .header("x-mock-status", "503")
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(cut_stream_error.status(), 503);
+    assert!(serde_json::from_slice::<Value>(&cut_stream_error.bytes().await.unwrap()).is_err());
+
+    // The head promises the whole body, half of it comes, then the connection is aborted.
+    let dropped = post(&mock, body.clone())
+        .header("x-mock-drop-after", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dropped.status(), 200);
+    assert!(dropped.bytes().await.is_err(), "the body ends in an error");
+    assert!(!mock.requests().last().unwrap().finished);
+
+    // Half the body, then nothing until the gate opens.
+    let gated = post(&mock, body.clone())
+        .header("x-mock-gate", "half")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gated.status(), 200);
+    let mut stream = gated.bytes_stream();
+    let mut buf = Vec::new();
+    buf.extend_from_slice(&stream.next().await.unwrap().unwrap());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), stream.next())
+            .await
+            .is_err(),
+        "the second half waits for the gate"
+    );
+    mock.release("half");
+    while let Some(chunk) = stream.next().await {
+        buf.extend_from_slice(&chunk.unwrap());
+    }
+    let v: Value = serde_json::from_slice(&buf).unwrap();
+    assert_eq!(v["status"], "completed");
+    assert!(mock.requests().last().unwrap().finished);
+}
+
+async fn wait_for(
+    mock: &MockServer,
+    what: &str,
+    cond: impl Fn(&mock_model_studio::MockStats) -> bool,
+) {
+    let start = Instant::now();
+    while !cond(&mock.stats()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{what}: {:?}",
+            mock.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn open_connections_and_in_flight_requests_are_counted() {
+    let mock = start().await;
+    let stats = mock.stats();
+    assert_eq!((stats.open_connections, stats.in_flight_requests), (0, 0));
+    // A keep-alive connection stays open after its request; the request is over.
+    let c = client();
+    c.post(format!("{}/responses", mock.base_url()))
+        .bearer_auth(KEY)
+        .json(&json!({"model": "qwen", "input": "x"}))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    wait_for(&mock, "request over", |s| s.in_flight_requests == 0).await;
+    assert_eq!(mock.stats().open_connections, 1);
+    drop(c);
+    wait_for(&mock, "connection closed", |s| s.open_connections == 0).await;
+
+    // A request hanging before its head is in flight until the client goes away.
+    let url = format!("{}/responses", mock.base_url());
+    let hanging = tokio::spawn(async move {
+        client()
+            .post(url)
+            .bearer_auth(KEY)
+            .header("x-mock-header-delay-ms", "60000")
+            .json(&json!({"model": "qwen", "input": "x"}))
+            .send()
+            .await
+    });
+    wait_for(&mock, "hanging request counted", |s| {
+        s.in_flight_requests == 1 && s.open_connections == 1
+    })
+    .await;
+    hanging.abort();
+    wait_for(&mock, "hang-up noticed", |s| {
+        s.in_flight_requests == 0 && s.open_connections == 0
+    })
+    .await;
+
+    // A stream is in flight while its body is being written.
+    let res = post(
+        &mock,
+        json!({"model": "qwen", "input": "x", "stream": true}),
+    )
+    .header("x-mock-gate", "g")
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(mock.stats().in_flight_requests, 1);
+    drop(res);
+    wait_for(&mock, "stream dropped", |s| {
+        s.in_flight_requests == 0 && s.open_streams == 0
+    })
+    .await;
+    // Introspection is not counted.
+    let _ = client()
+        .get(format!("{}/_mock/stats", mock.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mock.stats().in_flight_requests, 0);
+}

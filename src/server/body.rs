@@ -5,15 +5,29 @@ use axum::body::Body;
 use bytes::Bytes;
 use http::StatusCode;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use std::time::Duration;
 
-/// The whole body, or 413 past `limit` bytes, or 400 when the client broke off.
-pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if is_length_limit(&*err) => Err(too_large(limit)),
-        Err(err) => Err(ApiError::invalid_request(format!(
+/// The whole body, or 413 past `limit` bytes (at once when `Content-Length` says so), 408
+/// when it takes longer than `timeout`, or 400 when the client broke off.
+pub async fn read_limited(body: Body, limit: usize, timeout: Duration) -> Result<Bytes, ApiError> {
+    if http_body::Body::size_hint(&body).lower() > limit as u64 {
+        return Err(too_large(limit));
+    }
+    let read = Limited::new(body, limit).collect();
+    match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(err)) if is_length_limit(&*err) => Err(too_large(limit)),
+        Ok(Err(err)) => Err(ApiError::invalid_request(format!(
             "could not read the request body: {err}"
         ))),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            crate::error::kind::INVALID_REQUEST,
+            format!(
+                "The request body did not arrive within {timeout:?} (server.body_read_timeout)."
+            ),
+        )
+        .with_code("request_timeout")),
     }
 }
 

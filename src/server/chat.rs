@@ -35,7 +35,12 @@ pub async fn completions(
     client_headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = body::read_limited(body, state.settings.server.max_body_bytes).await?;
+    let bytes = body::read_limited(
+        body,
+        state.settings.server.max_body_bytes,
+        state.settings.server.body_read_timeout,
+    )
+    .await?;
     let mut chat: Value = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::invalid_request(format!("The request body is not valid JSON: {e}"))
     })?;
@@ -118,6 +123,14 @@ struct EventSource {
     meta: RequestMeta,
     /// The shutdown grace period's end (see `AppState::grace_over`).
     grace_over: CancellationToken,
+    /// `upstream.max_response_bytes`: the most bytes held for one unfinished event, and for
+    /// a non-streaming answer (which is assembled in memory) the most read in all.
+    max_bytes: usize,
+    /// Whether `max_bytes` bounds the whole answer too.
+    bounded_total: bool,
+    /// Bytes read since the last complete event.
+    unfinished: usize,
+    total: usize,
 }
 
 impl EventSource {
@@ -133,7 +146,32 @@ impl EventSource {
             idle: limits.stream_idle_timeout,
             meta,
             grace_over,
+            max_bytes: limits.max_response_bytes,
+            bounded_total: false,
+            unfinished: 0,
+            total: 0,
         }
+    }
+
+    /// For a non-streaming answer: the whole upstream stream is bounded too.
+    fn bounded(mut self) -> Self {
+        self.bounded_total = true;
+        self
+    }
+
+    fn too_large(&self, what: &str) -> ApiError {
+        ApiError::server(
+            http::StatusCode::BAD_GATEWAY,
+            format!(
+                "The upstream sent {what} larger than {} bytes (upstream.max_response_bytes).",
+                self.max_bytes
+            ),
+        )
+        .with_code(if self.bounded_total && what == "a response" {
+            "upstream_response_too_large"
+        } else {
+            "upstream_event_too_large"
+        })
     }
 
     /// The next batch of events; an empty batch means the upstream ended.
@@ -164,13 +202,23 @@ impl EventSource {
                     .with_code("upstream_stream_error")
                 })?;
             let events = match chunk {
-                Some(chunk) => self.parser.push(chunk),
-                None => {
-                    let rest = self.parser.finish();
-                    return Ok(rest.iter().filter_map(event_json).collect());
+                Some(chunk) => {
+                    self.total += chunk.len();
+                    self.unfinished += chunk.len();
+                    if self.bounded_total && self.total > self.max_bytes {
+                        return Err(self.too_large("a response"));
+                    }
+                    let events = self.parser.push(chunk);
+                    if !events.is_empty() {
+                        self.unfinished = 0;
+                    } else if self.unfinished > self.max_bytes {
+                        return Err(self.too_large("an event"));
+                    }
+                    events
                 }
+                None => return parse_events(&self.parser.finish()),
             };
-            let parsed: Vec<Value> = events.iter().filter_map(event_json).collect();
+            let parsed = parse_events(&events)?;
             for event in &parsed {
                 self.note_usage(event);
             }
@@ -193,6 +241,28 @@ impl EventSource {
     }
 }
 
+/// The JSON of each event. An event whose data is not JSON ends the answer with an error:
+/// what it carried is unknown, and a silently incomplete answer is worse than a clear error.
+/// (Events without data are not events at all, per the SSE spec.)
+fn parse_events(events: &[crate::sse::Event]) -> Result<Vec<Value>, ApiError> {
+    events
+        .iter()
+        .filter(|e| !e.data.is_empty() && e.data != "[DONE]")
+        .map(|e| {
+            event_json(e).ok_or_else(|| {
+                ApiError::server(
+                    http::StatusCode::BAD_GATEWAY,
+                    format!(
+                        "The upstream sent a '{}' event whose data is not valid JSON.",
+                        e.event.chars().take(64).collect::<String>()
+                    ),
+                )
+                .with_code("upstream_malformed_event")
+            })
+        })
+        .collect()
+}
+
 /// Non-streaming: assemble each choice from its events, then merge the choices.
 async fn complete(
     plan: ChatPlan,
@@ -207,7 +277,7 @@ async fn complete(
     };
     let runs = upstreams.into_iter().map(|upstream| {
         let builder = CompletionBuilder::new(ctx.clone(), plan.stop.clone());
-        let source = EventSource::new(upstream, limits, meta.clone(), grace_over.clone());
+        let source = EventSource::new(upstream, limits, meta.clone(), grace_over.clone()).bounded();
         assemble(source, builder, limits.request_timeout)
     });
     let results = futures_util::future::join_all(runs).await;

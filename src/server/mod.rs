@@ -135,51 +135,107 @@ pub const FLUSH_AFTER_GRACE: Duration = Duration::from_secs(2);
 /// requests finish within `server.shutdown_grace`. When the grace period ends, open streams
 /// are closed with a `gateway_shutting_down` error event (see [`AppState::grace_over`]) and
 /// get [`FLUSH_AFTER_GRACE`] to deliver it; then this returns `Ok` whatever is left open.
+///
+/// A hand-run HTTP/1.1 accept loop rather than `axum::serve`, which sets no timer, so
+/// hyper's `header_read_timeout` never fires there: a client sending half a request head, or
+/// nothing at all, would hold its connection (and task) forever. (`axum::serve`'s
+/// protocol-sniffing builder also waits for a first byte without any bound.)
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
     let grace = state.settings.server.shutdown_grace;
+    let header_read_timeout = state.settings.server.header_read_timeout;
     let ledger = state.ledger.clone();
     let grace_over = state.grace_over.clone();
     let app = router(state);
-    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = started_tx.send(());
-    });
-    let result = async {
-        let mut server = std::pin::pin!(server.into_future());
-        tokio::select! {
-            result = &mut server => return result,
-            _ = started_rx => {}
-        }
-        tracing::info!(
-            ?grace,
-            "shutting down: no new connections; open requests have the grace period to finish"
-        );
-        if let Ok(result) = tokio::time::timeout(grace, &mut server).await {
-            return result;
-        }
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    // Dropping `stop_tx` tells every connection to finish its request and close.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+    let mut connections = tokio::task::JoinSet::new();
+    // Aborted when `serve` returns (the JoinSet is dropped).
+    let mut background = tokio::task::JoinSet::new();
+    background.spawn(crate::telemetry::upkeep_loop());
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            _ = &mut shutdown => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    accept_error(err).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let builder = builder.clone();
+        let mut stop_rx = stop_rx.clone();
+        connections.spawn(async move {
+            let service =
+                hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                    app.clone().oneshot(request.map(axum::body::Body::new))
+                });
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = stop_rx.changed() => conn.as_mut().graceful_shutdown(),
+            }
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    drop(stop_tx);
+    tracing::info!(
+        ?grace,
+        "shutting down: no new connections; open requests have the grace period to finish"
+    );
+    let drained = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(grace, drained).await.is_err() {
         tracing::warn!(
             ?grace,
             "shutdown grace period over; ending open streams with a gateway_shutting_down error"
         );
         grace_over.cancel();
-        match tokio::time::timeout(FLUSH_AFTER_GRACE, &mut server).await {
-            Ok(result) => result,
-            Err(_) => {
-                tracing::warn!(
-                    after = ?FLUSH_AFTER_GRACE,
-                    "connections still open after their final events; dropping them"
-                );
-                Ok(())
-            }
+        let flushed = async { while connections.join_next().await.is_some() {} };
+        if tokio::time::timeout(FLUSH_AFTER_GRACE, flushed)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                after = ?FLUSH_AFTER_GRACE,
+                "connections still open after their final events; dropping them"
+            );
+            connections.shutdown().await;
         }
     }
-    .await;
     // Usage of the last requests is still being written: let it land.
-    ledger.drain(std::time::Duration::from_secs(5)).await;
-    result
+    ledger.drain(Duration::from_secs(5)).await;
+    Ok(())
+}
+
+/// Connection-level accept errors are the client's business; others (out of file
+/// descriptors) get a pause instead of a busy loop.
+async fn accept_error(err: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        err.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %err, "accept failed; pausing for a second");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
 }

@@ -52,6 +52,11 @@ impl EventSplitter {
         }
     }
 
+    /// How many bytes of an unfinished event are held.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
     /// Bytes of an event that never got its blank line.
     pub fn take_pending(&mut self) -> Bytes {
         self.pending.split().freeze()
@@ -133,6 +138,8 @@ struct Relay {
     parser: SseParser,
     observed: Observed,
     idle_timeout: Duration,
+    /// Largest single event held while waiting for its blank line.
+    max_event_bytes: usize,
     meta: RequestMeta,
     recorder: Option<TurnRecorder>,
     /// The shutdown grace period's end (see `AppState::grace_over`).
@@ -230,7 +237,29 @@ impl Relay {
             };
             match read {
                 Ok(Ok(Some(chunk))) => {
-                    if let Some(complete) = self.splitter.push(chunk) {
+                    let complete = self.splitter.push(chunk);
+                    if self.splitter.pending_len() > self.max_event_bytes {
+                        // Never send half an event: whole events first, then the error.
+                        if let Some(complete) = &complete {
+                            self.observe(complete);
+                        }
+                        let error = self.error_frame(
+                            "upstream_event_too_large",
+                            format!(
+                                "The upstream sent an event larger than {} bytes (upstream.max_response_bytes).",
+                                self.max_event_bytes
+                            ),
+                        );
+                        return Some(match complete {
+                            Some(complete) => {
+                                let mut both = complete.to_vec();
+                                both.extend_from_slice(&error);
+                                Bytes::from(both)
+                            }
+                            None => error,
+                        });
+                    }
+                    if let Some(complete) = complete {
                         self.observe(&complete);
                         return Some(complete);
                     }
@@ -281,6 +310,7 @@ fn sequence_number(data: &str) -> Option<u64> {
 pub fn relay_stream(
     upstream: UpstreamBody,
     idle_timeout: Duration,
+    max_event_bytes: usize,
     meta: RequestMeta,
     recorder: Option<TurnRecorder>,
     grace_over: CancellationToken,
@@ -291,6 +321,7 @@ pub fn relay_stream(
         parser: SseParser::new(),
         observed: Observed::default(),
         idle_timeout,
+        max_event_bytes,
         meta,
         recorder,
         grace_over,

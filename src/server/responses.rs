@@ -9,6 +9,7 @@ use super::{body, headers, relay};
 use crate::auth::Caller;
 use crate::conversation::{self, TurnRecorder};
 use crate::error::ApiError;
+use crate::translate::normalize_upstream_error;
 use crate::upstream::{UpstreamError, UpstreamRequest, UpstreamResponse};
 use crate::usage::Usage;
 use axum::body::Body;
@@ -32,6 +33,13 @@ struct RequestProbe {
 /// Parses just enough of a client body, with OpenAI-shaped 400s. One pass: the probe's
 /// deserializer still validates every byte of the JSON.
 fn probe(bytes: &[u8]) -> Result<RequestProbe, ApiError> {
+    // JSON is UTF-8, but serde_json skips the strings it ignores without checking them.
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return Err(ApiError::invalid_request(format!(
+            "The request body is not valid UTF-8 (invalid byte at offset {}).",
+            e.valid_up_to()
+        )));
+    }
     serde_json::from_slice::<RequestProbe>(bytes).map_err(|e| {
         let is_object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
         match e.classify() {
@@ -66,7 +74,12 @@ pub async fn create(
     client_headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = body::read_limited(body, state.settings.server.max_body_bytes).await?;
+    let bytes = body::read_limited(
+        body,
+        state.settings.server.max_body_bytes,
+        state.settings.server.body_read_timeout,
+    )
+    .await?;
     let probe = probe(&bytes)?;
     let mut bytes = bytes;
     meta.update(|i| i.stream = probe.stream.unwrap_or(false));
@@ -196,14 +209,22 @@ async fn relay_response(
         Body::from_stream(relay::relay_stream(
             upstream.body,
             limits.stream_idle_timeout,
+            limits.max_response_bytes,
             meta,
             recorder,
             state.grace_over.clone(),
         ))
     } else {
+        let retry_after = crate::upstream::retry_after(&upstream.headers);
         let bytes = upstream.read_body(limits).await?;
         if status.is_success() {
             observe_body(&bytes, &meta, recorder).await;
+        } else if status.as_u16() >= 400 && !is_json(&bytes) {
+            // An HTML page from a load balancer, an empty or cut-off body: an SDK cannot read
+            // it, so it becomes an OpenAI-shaped error with the upstream's status.
+            let mut err = normalize_upstream_error(status.as_u16(), &bytes, retry_after);
+            err.status = status;
+            return Err(err);
         }
         Body::from(bytes)
     };
@@ -250,6 +271,10 @@ async fn observe_body(bytes: &[u8], meta: &RequestMeta, recorder: Option<TurnRec
     }
 }
 
+fn is_json(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,6 +286,17 @@ mod tests {
         let err = probe(br#"{"model": 5}"#).err().unwrap();
         assert_eq!(err.status.as_u16(), 400);
         assert!(probe(br#"{"model":"m","stream":true,"x":{"y":[1]}}"#).is_ok());
+    }
+
+    /// Regression (tests/bad_input.rs): invalid UTF-8 inside a field the probe skips was
+    /// forwarded upstream instead of being refused.
+    #[test]
+    fn probe_rejects_invalid_utf8_in_skipped_fields() {
+        let err = probe(b"{\"model\":\"m\",\"input\":\"\xff\xfe\"}")
+            .err()
+            .unwrap();
+        assert_eq!(err.status.as_u16(), 400);
+        assert!(err.message.contains("UTF-8"), "{}", err.message);
     }
 
     #[test]

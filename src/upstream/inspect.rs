@@ -78,20 +78,38 @@ pub async fn judge(response: UpstreamResponse, limits: Limits) -> Verdict {
             Err(_) => Verdict::RegionFailed(None, "5xx"),
         };
     }
+    if status.is_redirection() {
+        // Never followed (it would carry the key), and never relayed: a client following it
+        // would take its own credentials wherever the upstream points.
+        return Verdict::Broken(UpstreamError::Redirected {
+            region: response.region.to_string(),
+            status: status.as_u16(),
+        });
+    }
     if !status.is_success() {
         return Verdict::Deliver(response);
     }
     if is_event_stream(&response.headers) {
         return hold_until_output(response, limits).await;
     }
+    let json_expected = response
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.contains("json"));
     match buffer(response).await {
         Ok(r) => {
-            let failure = match r.body_peek() {
-                Some(bytes) => serde_json::from_slice::<Value>(bytes)
-                    .ok()
-                    .and_then(|v| failure_of(&v)),
-                None => None,
-            };
+            let parsed = r
+                .body_peek()
+                .map(|bytes| serde_json::from_slice::<Value>(bytes));
+            if json_expected && let Some(Err(err)) = &parsed {
+                // A 200 whose JSON is cut off or garbled is a broken answer, not one to relay.
+                return Verdict::Broken(UpstreamError::Body {
+                    region: r.region.to_string(),
+                    detail: format!("the response body is not valid JSON ({err})"),
+                });
+            }
+            let failure = parsed.and_then(Result::ok).and_then(|v| failure_of(&v));
             match failure {
                 Some(Failure::RateLimited) => Verdict::RateLimited(r, None),
                 Some(Failure::Server) => Verdict::RegionFailed(Some(r), "failed_response"),

@@ -40,6 +40,10 @@ pub enum UpstreamError {
     Timeout { region: String, after: Duration },
     #[error("upstream region '{region}' broke off the response: {detail}")]
     Body { region: String, detail: String },
+    #[error(
+        "upstream region '{region}' answered with a redirect (HTTP {status}); the gateway does not follow or relay redirects"
+    )]
+    Redirected { region: String, status: u16 },
     #[error("upstream region '{region}' sent a response larger than {limit} bytes")]
     TooLarge { region: String, limit: usize },
     #[error(
