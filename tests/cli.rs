@@ -4,8 +4,7 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_qwen-gateway");
@@ -85,33 +84,9 @@ fn spawn_serve(
 ) {
     let mut args = vec!["serve", "--config", config.to_str().unwrap()];
     args.extend_from_slice(extra_args);
-    let mut child = gateway_command(&args)
-        .env("TEST_KEY_R0", SECRET)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let addr = loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("gateway did not log its address");
-        if let Some(at) = line.find("listening on http://") {
-            let rest = &line[at + "listening on http://".len()..];
-            break rest.split('/').next().unwrap().to_owned();
-        }
-    };
-    (child, addr, rx)
+    let mut command = gateway_command(&args);
+    command.env("TEST_KEY_R0", SECRET).env("RUST_LOG", "info");
+    spawn_logged(command)
 }
 
 fn stop(mut child: std::process::Child) -> std::process::ExitStatus {

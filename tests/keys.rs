@@ -12,9 +12,8 @@ use qwen_gateway::auth::{admin, keys};
 use qwen_gateway::store::{KeyRecord, Store, UsageRow};
 use qwen_gateway::usage::Usage;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const MODEL: &str = "qwen3-max-2026-01-23";
@@ -831,33 +830,11 @@ fn spawn_serve(
     String,
     std::sync::mpsc::Receiver<String>,
 ) {
-    let mut child = gateway_command(&["serve", "--config", config.to_str().unwrap()])
+    let mut command = gateway_command(&["serve", "--config", config.to_str().unwrap()]);
+    command
         .env("TEST_KEY_R0", UPSTREAM_KEY)
-        .env("RUST_LOG", "debug")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let addr = loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("gateway did not log its address");
-        if let Some(at) = line.find("listening on http://") {
-            let rest = &line[at + "listening on http://".len()..];
-            break rest.split('/').next().unwrap().to_owned();
-        }
-    };
-    (child, addr, rx)
+        .env("RUST_LOG", "debug");
+    spawn_logged(command)
 }
 
 fn stop(mut child: std::process::Child) {

@@ -310,23 +310,6 @@ async fn upstream_errors_are_relayed_with_their_status_and_body() {
     assert_eq!(body["error"]["param"], "previous_response_id");
 }
 
-async fn assert_openai_error(res: reqwest::Response, status: u16) -> Value {
-    assert_eq!(res.status(), status);
-    assert_eq!(res.headers()["content-type"], "application/json");
-    let body: Value = res.json().await.unwrap();
-    let err = &body["error"];
-    assert!(
-        err["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-    assert!(err["type"].is_string(), "{body}");
-    assert!(
-        err.get("param").is_some() && err.get("code").is_some(),
-        "{body}"
-    );
-    body
-}
-
 #[tokio::test]
 async fn gateway_errors_are_openai_shaped_with_the_right_status() {
     let (gw, mock) = gateway_with_mock("[server]\nmax_body_bytes = 2048\n").await;
