@@ -99,17 +99,26 @@ pub async fn judge(response: UpstreamResponse, limits: Limits) -> Verdict {
         .is_none_or(|v| v.contains("json"));
     match buffer(response).await {
         Ok(r) => {
-            let parsed = r
+            let probed = r
                 .body_peek()
-                .map(|bytes| serde_json::from_slice::<Value>(bytes));
-            if json_expected && let Some(Err(err)) = &parsed {
+                .map(|bytes| serde_json::from_slice::<BodyProbe>(bytes));
+            if json_expected && let Some(Err(err)) = &probed {
                 // A 200 whose JSON is cut off or garbled is a broken answer, not one to relay.
                 return Verdict::Broken(UpstreamError::Body {
                     region: r.region.to_string(),
                     detail: format!("the response body is not valid JSON ({err})"),
                 });
             }
-            let failure = parsed.and_then(Result::ok).and_then(|v| failure_of(&v));
+            // The whole body becomes a `Value` only when it may report a failure: building
+            // one for every plain answer was the biggest cost of a pass-through (callgrind).
+            let failure = match (&probed, r.body_peek()) {
+                (Some(Ok(probe)), Some(bytes)) if probe.may_fail() => {
+                    serde_json::from_slice::<Value>(bytes)
+                        .ok()
+                        .and_then(|v| failure_of(&v))
+                }
+                _ => None,
+            };
             match failure {
                 Some(Failure::RateLimited) => Verdict::RateLimited(r, None),
                 Some(Failure::Server) => Verdict::RegionFailed(Some(r), "failed_response"),
@@ -117,6 +126,27 @@ pub async fn judge(response: UpstreamResponse, limits: Limits) -> Verdict {
             }
         }
         Err(e) => Verdict::Broken(e),
+    }
+}
+
+/// The top-level fields that tell whether a 200 body reports a failure; deserializing into
+/// it validates the JSON without building values for the rest.
+#[derive(serde::Deserialize)]
+struct BodyProbe {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    status: Option<String>,
+    error: Option<Value>,
+    response: Option<serde::de::IgnoredAny>,
+}
+
+impl BodyProbe {
+    /// Mirrors the shapes `error_from_payload` recognises.
+    fn may_fail(&self) -> bool {
+        self.status.as_deref() == Some("failed")
+            || matches!(self.kind.as_deref(), Some("error" | "response.failed"))
+            || matches!(self.error, Some(Value::Object(_) | Value::String(_)))
+            || self.response.is_some()
     }
 }
 
