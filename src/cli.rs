@@ -379,11 +379,11 @@ fn run_serve(path: Option<PathBuf>, log_format: Option<LogFormatArg>) -> ExitCod
         let store = crate::store::Store::open(&settings.store.url)
             .await
             .map_err(|e| format!("cannot open the store: {e}"))?;
-        warn_about_auth(&settings, &store).await;
         // Like region keys, the admin token may come from a mounted file (`<VAR>_FILE`).
         let admin_token = crate::config::secret_from_env(&settings.auth.admin_token_env, env_lookup)
             .map_err(|e| e.to_string())?
             .map(|(secret, _)| secret);
+        warn_about_auth(&settings, &store, admin_token.as_ref()).await;
         let state = AppState::new(settings, resolution.usable, store)
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?
             .with_admin_token(admin_token);
@@ -418,9 +418,13 @@ fn run_serve(path: Option<PathBuf>, log_format: Option<LogFormatArg>) -> ExitCod
 }
 
 /// Start-up notes an operator of a team gateway needs: where keys live and whether any do.
-async fn warn_about_auth(settings: &Settings, store: &crate::store::Store) {
+async fn warn_about_auth(
+    settings: &Settings,
+    store: &crate::store::Store,
+    admin_token: Option<&crate::config::Secret>,
+) {
     let var = &settings.auth.admin_token_env;
-    match env_lookup(var) {
+    match admin_token.map(|t| t.expose()) {
         Some(token) if token.trim().len() >= 16 => {
             tracing::info!("admin API enabled at /admin (token from {var})")
         }
@@ -429,7 +433,7 @@ async fn warn_about_auth(settings: &Settings, store: &crate::store::Store) {
                 "admin API enabled with a short token ({var}): use 16+ random characters"
             )
         }
-        _ => tracing::debug!("admin API disabled ({var} unset)"),
+        _ => tracing::debug!("admin API disabled ({var} and {var}_FILE unset)"),
     }
     if settings.auth.mode != AuthMode::Keys {
         return;
