@@ -117,6 +117,14 @@ wait_http "$gw/healthz" 30 || { echo "qwen-gateway: /healthz did not answer" >&2
 gw_version="$(git log -1 --format='%h (%cs)' -- src Cargo.toml config)"
 add_target "{\"name\": \"qwen-gateway\", \"base\": \"$gw/v1\", \"pid\": $gw_pid, \"log\": \"$out/logs/qwen-gateway.log\"}"
 
+# A bare forwarder (qwen-bench forward: hyper server + reqwest, no parsing, no log): the
+# floor that one extra hop with qwen-gateway's HTTP stack costs on this machine.
+target/release/qwen-bench forward --upstream "$mock" >"$out/logs/forward.log" 2>&1 &
+fw_pid=$!
+pids+=($fw_pid)
+fw=$(wait_for "$out/logs/forward.log" 'http://127\.0\.0\.1:[0-9]+' 15)
+add_target "{\"name\": \"bare forwarder\", \"base\": \"$fw/v1\", \"pid\": $fw_pid, \"chat_na\": \"a byte forwarder does not translate Chat Completions\"}"
+
 # LiteLLM's proxy: an OpenAI-compatible provider pointed at the mock. `/v1/responses` goes to
 # the mock's /responses; chat goes through LiteLLM's Responses bridge (`openai/responses/…`),
 # since the mock, like qwen-gateway's upstream, speaks only the Responses API.

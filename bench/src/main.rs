@@ -7,6 +7,7 @@
 //! latency correction); sequential latency and SSE timing (first and last byte) come from this
 //! client, interleaving the targets request by request so drift on the machine hits all alike.
 
+mod forward;
 mod load;
 mod procfs;
 mod report;
@@ -39,6 +40,14 @@ enum Cli {
         pid: Option<u32>,
         #[arg(long, default_value_t = 5)]
         hold_secs: u64,
+    },
+    /// A bare forwarding proxy (hyper server + reqwest, no parsing): the floor of one hop.
+    Forward {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+        /// Base URL to forward to; a leading /v1 of the request path is dropped.
+        #[arg(long)]
+        upstream: String,
     },
 }
 
@@ -698,6 +707,7 @@ async fn suite(args: SuiteArgs) -> Result<(), String> {
 async fn main() {
     let result = match Cli::parse() {
         Cli::Suite(a) => suite(a).await,
+        Cli::Forward { listen, upstream } => forward::run(&listen, &upstream).await,
         Cli::Streams {
             base,
             n,
