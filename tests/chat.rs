@@ -567,10 +567,10 @@ async fn failures_mid_stream_end_with_an_error_frame_and_done() {
     let (gw, _mock) = gateway_with_mock("").await;
     let body =
         json!({"model": MODEL, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    // After output began (moderation stops the mock's stream after two deltas).
     for headers in [
         vec![("x-mock-fail", "moderation")],
         vec![("x-mock-tokens", "20"), ("x-mock-drop-after", "8")],
-        vec![("x-mock-fail", "server_error")],
     ] {
         let chunks = chunks(chat(&gw, body.clone(), &headers).await).await;
         let last = chunks.last().unwrap();
@@ -579,6 +579,35 @@ async fn failures_mid_stream_end_with_an_error_frame_and_done() {
             finish_reasons(&chunks).is_empty(),
             "no finish chunk after a failure: {headers:?}"
         );
+    }
+}
+
+/// A failure Model Studio reports inside a 200 before any output (`response.failed` right
+/// after `response.created`) is known before the client's answer starts: it gets the HTTP
+/// error it means — 429 that SDKs retry, 502 — not a 200 stream whose first frame is an error.
+#[tokio::test]
+async fn failures_before_any_output_are_http_errors_even_when_streaming() {
+    for stream in [true, false] {
+        let body = json!({"model": MODEL, "stream": stream,
+                          "messages": [{"role": "user", "content": "hi"}]});
+        for (fail, status, kind) in [
+            ("rate_limit", 429, "rate_limit_error"),
+            ("server_error", 502, "server_error"),
+        ] {
+            // A fresh gateway each time: a rate limit rests the only key for a while.
+            let (gw, _mock) = gateway_with_mock("").await;
+            let res = chat(&gw, body.clone(), &[("x-mock-fail", fail)]).await;
+            assert_eq!(res.status(), status, "{fail}, stream {stream}");
+            assert!(
+                res.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("application/json")
+            );
+            let err: Value = res.json().await.unwrap();
+            assert_eq!(err["error"]["type"], kind, "{fail}, stream {stream}: {err}");
+            assert!(err["error"]["message"].is_string());
+        }
     }
 }
 

@@ -221,6 +221,67 @@ async fn a_bad_key_is_quarantined_and_the_next_key_answers() {
     assert!(!ready.to_string().contains("sk-bad"));
 }
 
+/// A 403 (`AccessDenied`: e.g. a model the account has not enabled) is about the request:
+/// the region's other key is asked, nothing is quarantined, no region fails over, and the
+/// client gets the 403 (relayed on /v1/responses, `permission_error` on chat).
+#[tokio::test]
+async fn a_403_is_the_answer_and_quarantines_no_key() {
+    let r0 = start_mock().await;
+    let r1 = start_mock().await;
+    r0.set_default_header("x-mock-status", "403");
+    let toml = fast(&[r0.base_url(), r1.base_url()], "").replace(
+        "api_key_env = [\"TEST_KEY_R0\"]",
+        "api_key_env = [\"TEST_KEY_A\", \"TEST_KEY_B\"]",
+    );
+    let gw = start_gateway_with_keys(&toml, |var| format!("sk-{var}")).await;
+    for stream in [false, true] {
+        let res = ask(&gw, stream).await;
+        assert_eq!(res.status(), 403, "stream {stream}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(
+            body["code"], "AccessDenied",
+            "relayed as Model Studio sent it: {body}"
+        );
+    }
+    for stream in [false, true] {
+        let res = client()
+            .post(gw.url("/v1/chat/completions"))
+            .json(&json!({"model": MODEL, "stream": stream,
+                          "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403, "chat stream {stream}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["type"], "permission_error", "{body}");
+    }
+    // Both keys were asked each time (the second may belong to another workspace).
+    let keys: std::collections::BTreeSet<String> = r0
+        .requests()
+        .iter()
+        .filter_map(|r| r.header("authorization").map(str::to_owned))
+        .collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert_eq!(served(&r0), 8, "4 requests × 2 keys");
+    assert_eq!(served(&r1), 0, "a 4xx never fails over");
+    let ready: Value = client()
+        .get(gw.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let states: Vec<&Value> = ready["regions"][0]["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| &k["state"])
+        .collect();
+    assert!(states.iter().all(|s| *s == "available"), "{ready}");
+    assert_eq!(ready["regions"][0]["breaker"]["state"], "closed", "{ready}");
+}
+
 #[tokio::test]
 async fn the_breaker_opens_skips_the_region_then_a_trial_closes_it() {
     let (gw, r0, r1) = two_regions("").await;

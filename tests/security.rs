@@ -276,7 +276,7 @@ async fn upstream_keys_never_leave_the_gateway() {
         &[("x-mock-malformed-at", "3")],
         &[("x-mock-fail", "rate_limit")],
         &[("x-mock-fail", "moderation")],
-        // Last: these quarantine r1's key too.
+        // Last: a 403 is relayed as the answer; a 401 quarantines r1's key.
         &[("x-mock-status", "403"), ("x-mock-error-style", "nested")],
         &[("x-mock-status", "401")],
     ];

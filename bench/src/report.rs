@@ -6,6 +6,8 @@ use std::fmt::Write;
 const GW: &str = "qwen-gateway";
 const LITELLM: &str = "LiteLLM";
 const PORTKEY: &str = "Portkey";
+/// `qwen-bench forward`: the floor of one extra hop with the gateway's HTTP stack.
+const FLOOR: &str = "bare forwarder";
 
 /// Collects "n/a" reasons as numbered notes.
 struct Notes(Vec<String>);
@@ -322,6 +324,7 @@ pub fn render(s: &Suite) -> String {
         }),
     );
     let _ = writeln!(w);
+    floor(w, &c);
 
     // 1. Non-streaming.
     let _ = writeln!(w, "## 1. Non-streaming `/v1/responses` (16-token answer)\n");
@@ -608,4 +611,42 @@ pub fn render(s: &Suite) -> String {
          Raw figures of every round: `bench/out/results.json`."
     );
     md
+}
+
+/// KB of RSS per held stream in `target`'s largest open-streams run.
+fn kb_per_stream(s: &Suite, target: &str) -> Option<f64> {
+    s.streams
+        .iter()
+        .filter(|r| r.target == target)
+        .filter_map(|r| r.result.as_ref().ok())
+        .filter(|x| x.opened > 0)
+        .max_by_key(|x| x.opened)
+        .map(|x| x.rss_kb.saturating_sub(x.rss_before_kb) as f64 * 1.024 / x.opened as f64)
+}
+
+/// What the machine charges for one extra hop, whoever makes it: the bare forwarder's
+/// figures beside qwen-gateway's, so a missed target can be read against its floor.
+fn floor(w: &mut String, c: &Ctx) {
+    let us = |key: &str, t: &str| c.med(key, t).map_or("—".into(), |v| format!("{v:.0} µs"));
+    let kb = |t: &str| kb_per_stream(c.s, t).map_or("—".into(), |v| format!("{v:.1} KB"));
+    let _ = writeln!(
+        w,
+        "**The floor of one hop.** *{FLOOR}* (`qwen-bench forward`: hyper's HTTP/1.1 server in \
+         front of reqwest, as in qwen-gateway, bodies streamed through unparsed, nothing logged) \
+         is what any Rust proxy on this stack pays here for the extra process and loopback hop.\n"
+    );
+    let _ = writeln!(
+        w,
+        "| added over direct | {FLOOR} | qwen-gateway |\n|---|---:|---:|"
+    );
+    for (label, key) in [
+        ("moderate load p50", "mod.added_p50"),
+        ("moderate load p99", "mod.added_p99"),
+        ("sequential p50", "c1.added_p50"),
+        ("sequential p99", "c1.added_p99"),
+        ("streaming TTFB p50", "sse.added_ttfb_p50"),
+    ] {
+        let _ = writeln!(w, "| {label} | {} | {} |", us(key, FLOOR), us(key, GW));
+    }
+    let _ = writeln!(w, "| RSS per open stream | {} | {} |\n", kb(FLOOR), kb(GW));
 }

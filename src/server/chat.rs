@@ -104,8 +104,11 @@ async fn open(
     );
     let mut request = UpstreamRequest::new(Method::POST, "/responses", headers, body);
     request.allowed_regions = allowed_regions.clone();
-    let upstream = state.upstream.send(request).await?;
+    let mut upstream = state.upstream.send(request).await?;
     meta.update(|i| i.region = Some(upstream.region.clone()));
+    if let Some(error) = upstream.failed_before_output.take() {
+        return Err(error);
+    }
     if upstream.status.is_success() {
         return Ok(upstream);
     }

@@ -4,6 +4,7 @@
 //! the stream opens), so 200s are inspected too — streams only up to their first output event.
 
 use super::{Limits, UpstreamBody, UpstreamError, UpstreamResponse, retry_after};
+use crate::error::ApiError;
 use crate::sse::{SseParser, event_json};
 use crate::translate::error_from_payload;
 use bytes::Bytes;
@@ -13,8 +14,12 @@ use std::time::{Duration, Instant};
 
 pub enum Verdict {
     Deliver(UpstreamResponse),
-    /// 401/403: the key is bad; try the region's next key.
+    /// 401: the key is bad; quarantine it and try the region's next key.
     KeyRejected(UpstreamResponse),
+    /// 403: this key may not do this (Model Studio's `AccessDenied`, e.g. a model the
+    /// key's account has not enabled). About the request, not the key's health: try the
+    /// region's next key (it may belong to another workspace), never quarantine.
+    Forbidden(UpstreamResponse),
     /// 429 (or a rate-limit failure inside a 200): try the next key, then the next region.
     RateLimited(UpstreamResponse, Option<Duration>),
     /// The region is sick (5xx, or a server failure inside a 200): try the next region.
@@ -38,13 +43,14 @@ enum Failure {
     Final,
 }
 
-fn failure_of(payload: &Value) -> Option<Failure> {
+fn failure_of(payload: &Value) -> Option<(Failure, ApiError)> {
     let error = error_from_payload(payload)?;
-    Some(match error.status {
+    let failure = match error.status {
         StatusCode::TOO_MANY_REQUESTS => Failure::RateLimited,
         s if s.is_server_error() => Failure::Server,
         _ => Failure::Final,
-    })
+    };
+    Some((failure, error))
 }
 
 pub async fn judge(response: UpstreamResponse, limits: Limits) -> Verdict {
@@ -61,6 +67,7 @@ pub async fn judge(response: UpstreamResponse, limits: Limits) -> Verdict {
     };
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
         return match buffer(response).await {
+            Ok(r) if status == StatusCode::FORBIDDEN => Verdict::Forbidden(r),
             Ok(r) => Verdict::KeyRejected(r),
             Err(e) => Verdict::Broken(e),
         };
@@ -111,6 +118,7 @@ pub async fn judge(response: UpstreamResponse, limits: Limits) -> Verdict {
             }
             // The whole body becomes a `Value` only when it may report a failure: building
             // one for every plain answer was the biggest cost of a pass-through (callgrind).
+            let mut r = r;
             let failure = match (&probed, r.body_peek()) {
                 (Some(Ok(probe)), Some(bytes)) if probe.may_fail() => {
                     serde_json::from_slice::<Value>(bytes)
@@ -119,6 +127,10 @@ pub async fn judge(response: UpstreamResponse, limits: Limits) -> Verdict {
                 }
                 _ => None,
             };
+            let failure = failure.map(|(failure, error)| {
+                r.failed_before_output = Some(error);
+                failure
+            });
             match failure {
                 Some(Failure::RateLimited) => Verdict::RateLimited(r, None),
                 Some(Failure::Server) => Verdict::RegionFailed(Some(r), "failed_response"),
@@ -188,7 +200,8 @@ async fn hold_until_output(mut response: UpstreamResponse, limits: Limits) -> Ve
         let mut decided = None;
         for event in events.iter().filter_map(event_json) {
             let kind = event.get("type").and_then(Value::as_str).unwrap_or("");
-            if let Some(failure) = failure_of(&event) {
+            if let Some((failure, error)) = failure_of(&event) {
+                response.failed_before_output = Some(error);
                 decided = Some(Some(failure));
                 break;
             }

@@ -113,6 +113,11 @@ pub struct UpstreamResponse {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: UpstreamBody,
+    /// A failure Model Studio reported inside this 200 before any output: a `failed` body,
+    /// or a `response.failed`/`error` event among the held opening events. The pass-through
+    /// relays the bytes as they are; chat answers it as the HTTP error it means (a 429 the
+    /// SDKs retry, not a 200 stream whose first frame is an error).
+    pub failed_before_output: Option<crate::error::ApiError>,
 }
 
 /// Timeouts and limits applied to every upstream exchange.
@@ -326,6 +331,7 @@ impl Router {
     ) -> RegionOutcome {
         let mut tried = Vec::new();
         let mut last_response = None;
+        let mut forbidden = None;
         let mut reason = "rate_limited";
         while let Some((index, key)) = region.next_key(&tried) {
             tried.push(index);
@@ -361,6 +367,9 @@ impl Router {
                     reason = "auth";
                     last_response = Some(response);
                 }
+                Verdict::Forbidden(response) => {
+                    forbidden = Some(response);
+                }
                 Verdict::RateLimited(response, retry_after) => {
                     let hold = retry_after.unwrap_or(self.limits.rate_limit_cooldown);
                     region.hold_key(index, KeyHold::RateLimited, hold);
@@ -382,6 +391,11 @@ impl Router {
                     };
                 }
             }
+        }
+        // Every key was refused for this request (and none answered otherwise): the 403 is
+        // the answer, from a healthy region; another region would not be asked (a 4xx).
+        if let Some(response) = forbidden {
+            return RegionOutcome::Deliver(response);
         }
         let error = (reason == "auth").then(|| UpstreamError::AuthRejected {
             region: region.name().to_owned(),
@@ -457,6 +471,7 @@ impl Router {
             status: response.status(),
             headers: response.headers().clone(),
             body: UpstreamBody::new(response),
+            failed_before_output: None,
         })
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyHold {
-    /// The upstream rejected it (401/403): out for `key_quarantine`.
+    /// The upstream rejected it (401): out for `key_quarantine`.
     Quarantined,
     /// The upstream rate-limited it (429): out until its `Retry-After`.
     RateLimited,

@@ -73,6 +73,8 @@ listen = "127.0.0.1:0"
 regions = ["local"]
 first_byte_timeout = "5s"
 stream_idle_timeout = "5s"
+# Tests provoke rate limits on purpose: the one key must not rest between tests.
+rate_limit_cooldown = "1ms"
 [regions.local]
 base_url = "{mock_url}"
 api_key_env = ["PY_TEST_UPSTREAM_KEY"]

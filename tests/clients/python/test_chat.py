@@ -136,3 +136,17 @@ def test_mid_stream_failure_raises(client):
     with pytest.raises(openai.APIError):
         for _ in stream:
             pass
+
+
+def test_rate_limit_inside_a_200_is_a_rate_limit_error_when_streaming(client):
+    # Model Studio reports this rate limit inside an HTTP 200 stream, before any output; the
+    # SDK must see a 429 (RateLimitError, which it knows to retry), not a 200 that breaks.
+    with pytest.raises(openai.RateLimitError) as err:
+        client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "hi"}],
+            stream=True,
+            extra_headers={"x-mock-fail": "rate_limit"},
+        )
+    assert err.value.status_code == 429
+    assert err.value.body["type"] == "rate_limit_error"
