@@ -26,8 +26,12 @@ impl ModelCatalog {
         requested
     }
 
-    fn is_known(&self, name: &str) -> bool {
-        self.config.available.iter().any(|m| m == name) || self.config.default == name
+    /// Whether `name` (an upstream model, after aliases) is configured here: listed in
+    /// `models.available`, `models.default`, or an alias target.
+    pub fn is_known(&self, name: &str) -> bool {
+        self.config.available.iter().any(|m| m == name)
+            || self.config.default == name
+            || self.config.aliases.values().any(|m| m == name)
     }
 
     /// Every model and alias, in OpenAI's list shape.

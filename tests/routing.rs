@@ -389,6 +389,67 @@ fn samples(text: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
+/// A client may send any string as `model`: names the catalog does not know and the upstream
+/// refused are counted as `other`, so no client can grow the metric series without bound.
+#[tokio::test]
+async fn unknown_refused_models_are_one_metric_series() {
+    let (gw, _r0, _r1) = two_regions("").await;
+    for i in 0..5 {
+        let res = client()
+            .post(gw.url("/v1/responses"))
+            .json(&json!({"model": format!("bogus-model-{i}"), "input": "hi"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "the mock knows no such model");
+    }
+    assert_eq!(ask(&gw, false).await.status(), 200);
+    let text = client()
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("bogus-model"), "{text}");
+    let other: f64 = samples(&text)
+        .iter()
+        .filter(|(s, _)| {
+            s.starts_with("qwen_gateway_requests_total")
+                && s.contains("model=\"other\"")
+                && s.contains("status=\"404\"")
+        })
+        .map(|(_, v)| v)
+        .sum();
+    assert!(other >= 5.0, "{text}");
+    assert!(
+        text.contains(&format!("model=\"{MODEL}\"")),
+        "known models keep their name"
+    );
+}
+
+/// A 503 whose body never finishes must not hold the request until `request_timeout`: the
+/// error body gets `first_byte_timeout` (400 ms here), then the next region answers.
+#[tokio::test]
+async fn an_error_body_that_stalls_fails_over_within_first_byte_timeout() {
+    let (gw, r0, r1) = two_regions("").await;
+    r0.set_default_header("x-mock-status", "503");
+    r0.set_default_header("x-mock-gate", "never-released");
+    for stream in [false, true] {
+        let started = Instant::now();
+        let res = ask(&gw, stream).await;
+        assert_eq!(res.status(), 200, "stream {stream}");
+        assert!(!res.bytes().await.unwrap().is_empty());
+        let took = started.elapsed();
+        if !stream {
+            assert!(took >= Duration::from_millis(350), "{took:?}");
+        }
+        assert!(took < Duration::from_secs(3), "stream {stream}: {took:?}");
+    }
+    assert_eq!(served(&r1), 2);
+}
+
 #[tokio::test]
 async fn metrics_show_failovers_breakers_and_requests_by_region() {
     let (gw, r0, _r1) = two_regions("").await;

@@ -21,11 +21,36 @@ use std::time::Instant;
 pub struct RequestInfo {
     pub region: Option<Arc<str>>,
     pub model: Option<String>,
+    /// `model` is in the catalog ([`crate::models::ModelCatalog::is_known`]); see
+    /// [`RequestInfo::bounded_model`].
+    pub model_known: bool,
     pub stream: bool,
     pub usage: Option<Usage>,
     pub error_code: Option<String>,
     /// The team key the request came with (`auth.mode = "keys"`).
     pub client: Option<Arc<ClientKey>>,
+}
+
+/// What metrics labels and ledger rows name an unknown model that the upstream refused.
+pub const OTHER_MODEL: &str = "other";
+
+/// The most of a client's model name a log line quotes.
+const LOGGED_MODEL_CHARS: usize = 128;
+
+impl RequestInfo {
+    /// The model as metrics and the ledger name it. A client may send any string as `model`,
+    /// and each distinct one would be a new metric series and a ledger row forever: so a
+    /// name is kept when the catalog knows it or the upstream served it (Model Studio's own
+    /// list bounds those), and is [`OTHER_MODEL`] otherwise.
+    fn bounded_model(&self, status: u16) -> Option<String> {
+        let model = self.model.as_ref()?;
+        let served = (200..300).contains(&status) && self.error_code.is_none();
+        Some(if self.model_known || served {
+            model.clone()
+        } else {
+            OTHER_MODEL.to_owned()
+        })
+    }
 }
 
 /// Shared between the handler (and its stream) and the log line.
@@ -123,7 +148,10 @@ impl LogLine {
             path = %self.path,
             status = self.status,
             region = info.region.as_deref().unwrap_or("-"),
-            model = info.model.as_deref().unwrap_or("-"),
+            model = info
+                .model
+                .as_deref()
+                .map_or("-", |m| &m[..m.floor_char_boundary(LOGGED_MODEL_CHARS)]),
             stream = info.stream,
             latency_ms = self.start.elapsed().as_secs_f64() * 1e3,
             ttfb_ms = ttfb_ms.unwrap_or(-1.0),
@@ -136,6 +164,8 @@ impl LogLine {
             outcome,
             "request"
         );
+        let mut info = info;
+        info.model = info.bounded_model(self.status);
         self.record_metrics(&info, first_byte);
         self.book(info, outcome);
     }

@@ -46,8 +46,10 @@ pub async fn completions(
     })?;
     if let Some(model) = chat.get("model").and_then(Value::as_str) {
         let resolved = state.models.resolve(model).to_owned();
+        let known = state.models.is_known(&resolved);
         meta.update(|i| {
             i.model = Some(resolved.clone());
+            i.model_known = known;
             i.stream = chat.get("stream").and_then(Value::as_bool).unwrap_or(false);
         });
         caller.check_model(model, &resolved)?;

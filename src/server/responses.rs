@@ -85,7 +85,11 @@ pub async fn create(
     meta.update(|i| i.stream = probe.stream.unwrap_or(false));
     if let Some(model) = probe.model.as_deref() {
         let upstream_model = state.models.resolve(model);
-        meta.update(|i| i.model = Some(upstream_model.to_owned()));
+        let known = state.models.is_known(upstream_model);
+        meta.update(|i| {
+            i.model = Some(upstream_model.to_owned());
+            i.model_known = known;
+        });
         caller.check_model(model, upstream_model)?;
         if upstream_model != model {
             bytes = rewrite_model(bytes, upstream_model)?;

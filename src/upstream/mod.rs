@@ -360,7 +360,31 @@ impl Router {
             };
             metrics::histogram!("qwen_gateway_upstream_head_seconds", "region" => region.name_arc().to_string())
                 .record(started.elapsed().as_secs_f64());
-            match inspect::judge(response, self.limits).await {
+            // An error answer's body follows its head at once: it is read within
+            // `first_byte_timeout` and what is left of the deadline, so a 503 whose body
+            // stalls fails over instead of holding the walk for `request_timeout`. A 200 is
+            // the answer, bounded by the body timeouts of its own kind.
+            let judged = if response.status.is_success() {
+                inspect::judge(response, self.limits).await
+            } else {
+                let left = deadline
+                    .saturating_duration_since(Instant::now())
+                    .min(self.limits.first_byte_timeout);
+                match tokio::time::timeout(left, inspect::judge(response, self.limits)).await {
+                    Ok(verdict) => verdict,
+                    Err(_) => {
+                        return RegionOutcome::Next {
+                            reason: "timeout",
+                            error: Some(UpstreamError::Timeout {
+                                region: region.name().to_owned(),
+                                after: left,
+                            }),
+                            response: None,
+                        };
+                    }
+                }
+            };
+            match judged {
                 Verdict::Deliver(response) => return RegionOutcome::Deliver(response),
                 Verdict::KeyRejected(response) => {
                     region.hold_key(index, KeyHold::Quarantined, self.limits.key_quarantine);
