@@ -598,6 +598,35 @@ async fn an_abandoned_stream_still_books_the_request() {
     assert_eq!(rows[0].errors, 0, "the client leaving is not an error");
 }
 
+/// A client that hangs up while the gateway still waits for the upstream's head (here a
+/// slow non-streaming answer) is still logged and booked once: nothing is lost.
+#[tokio::test]
+async fn a_client_gone_before_the_head_is_still_booked() {
+    let t = Team::start().await;
+    let key = new_key(t.store(), "impatient", |_| {}).await;
+    let id = key_id(t.store(), "impatient").await;
+    for (path, body) in [
+        ("/v1/responses", json!({"model": MODEL, "input": "slow"})),
+        (
+            "/v1/chat/completions",
+            json!({"model": MODEL, "messages": [{"role": "user", "content": "slow"}]}),
+        ),
+    ] {
+        let gave_up = client()
+            .post(t.gw.url(path))
+            .bearer_auth(&key)
+            .header("x-mock-header-delay-ms", "1500")
+            .timeout(Duration::from_millis(200))
+            .json(&body)
+            .send()
+            .await;
+        assert!(gave_up.is_err(), "the client gives up first");
+    }
+    let rows = booked(t.store(), &id, 2).await;
+    assert_eq!(rows[0].model, MODEL);
+    assert_eq!(rows[0].errors, 0, "the client leaving is not an error");
+}
+
 #[tokio::test]
 async fn without_auth_usage_is_booked_under_an_empty_key_id() {
     let mock = start_mock().await;

@@ -101,9 +101,12 @@ pub async fn access_log(State(ledger): State<Ledger>, mut req: Request, next: Ne
         streaming: false,
         ledger,
     };
+    let mut pending = BeforeHead(Some(line));
     let response = next.run(req).await;
     let (parts, body) = response.into_parts();
-    let mut line = line;
+    let Some(mut line) = pending.0.take() else {
+        return Response::from_parts(parts, body);
+    };
     line.status = parts.status.as_u16();
     if let Some(marker) = parts.extensions.get::<crate::error::ErrorMarker>() {
         let code = marker.0.clone();
@@ -177,7 +180,10 @@ impl LogLine {
         if info.client.is_none() && !ledger.books_keyless() {
             return;
         }
-        let error = self.status >= 400 || info.error_code.is_some() || outcome == "body_error";
+        // A client leaving (before the head or mid-stream) is not an error of the request.
+        let error = (self.status >= 400 && self.status != CLIENT_CLOSED_REQUEST)
+            || info.error_code.is_some()
+            || outcome == "body_error";
         ledger.record(ledger::Entry {
             client: info.client,
             model: info.model,
@@ -225,6 +231,24 @@ impl LogLine {
                     .increment(n);
                 }
             }
+        }
+    }
+}
+
+/// nginx's "client closed request": what the log, metrics and ledger record for a request
+/// whose client left before the response head was ready (no client ever sees it).
+pub const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+/// Holds a request's line while the handler runs. A client that hangs up before the head
+/// drops the handler's future, and with it this guard: the request is still logged and
+/// booked (an error, with whatever usage was known), never lost.
+struct BeforeHead(Option<LogLine>);
+
+impl Drop for BeforeHead {
+    fn drop(&mut self) {
+        if let Some(mut line) = self.0.take() {
+            line.status = CLIENT_CLOSED_REQUEST;
+            line.emit(None, "client_closed");
         }
     }
 }
