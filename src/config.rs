@@ -149,7 +149,7 @@ fn default_key_cache_ttl() -> Duration {
     Duration::from_secs(1)
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct StoreConfig {
     pub url: String,
     /// How long response ids are remembered with their region (Model Studio keeps them 7 days).
@@ -160,6 +160,39 @@ pub struct StoreConfig {
     pub conversations: bool,
     /// Most turns replayed for one conversation.
     pub max_replay_turns: usize,
+}
+
+/// By hand: `url` may hold a Redis password (`redis://:PASSWORD@host`), shown as `***`.
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &redact_url_password(&self.url))
+            .field("affinity_ttl", &self.affinity_ttl)
+            .field("conversations", &self.conversations)
+            .field("max_replay_turns", &self.max_replay_turns)
+            .finish()
+    }
+}
+
+/// The password in `scheme://user:password@host/...`, if any.
+pub fn url_password(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let userinfo = authority.rsplit_once('@')?.0;
+    let password = userinfo.split_once(':')?.1;
+    (!password.is_empty()).then_some(password)
+}
+
+/// `text` with the password of `url` (if it has one) replaced by `***`.
+pub fn redact_password(text: &str, url: &str) -> String {
+    match url_password(url) {
+        Some(password) => text.replace(password, "***"),
+        None => text.to_owned(),
+    }
+}
+
+fn redact_url_password(url: &str) -> String {
+    redact_password(url, url)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -372,7 +405,8 @@ impl Settings {
 
     /// The effective configuration as TOML, plus which key variables are set. Never values.
     pub fn describe(&self, lookup: impl Fn(&str) -> Option<String>) -> String {
-        let mut out = toml::to_string_pretty(self).unwrap_or_else(|e| format!("# {e}\n"));
+        let out = toml::to_string_pretty(self).unwrap_or_else(|e| format!("# {e}\n"));
+        let mut out = redact_password(&out, &self.store.url);
         out.push_str("\n# upstream keys (values never shown)\n");
         for (name, region) in &self.regions {
             for var in &region.api_key_env {
@@ -418,6 +452,22 @@ fn string_or_list<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<String>, D::Er
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn store_debug_hides_a_url_password() {
+        let store = StoreConfig {
+            url: "redis://user:s3cret-pw@host:6379/0".into(),
+            affinity_ttl: Duration::from_secs(1),
+            conversations: false,
+            max_replay_turns: 1,
+        };
+        let shown = format!("{store:?}");
+        assert!(shown.contains("redis://user:***@host:6379/0"), "{shown}");
+        assert!(!shown.contains("s3cret"));
+        assert_eq!(url_password("redis://:pw@h"), Some("pw"));
+        assert_eq!(url_password("redis://h:6379"), None);
+        assert_eq!(url_password("sqlite://a@b.db"), None);
+    }
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs

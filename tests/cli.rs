@@ -58,6 +58,27 @@ fn check_prints_the_effective_configuration_without_secrets() {
     assert_eq!(bad.status.code(), Some(2));
 }
 
+/// A Redis password in `store.url` (from the file or the environment) is a secret too.
+#[test]
+fn check_redacts_a_redis_password() {
+    let out = gateway_command(&["check"])
+        .env(
+            "QWEN_GATEWAY__STORE__URL",
+            "redis://gw:hunter2-not-shown@127.0.0.1:6390/0",
+        )
+        .env("DASHSCOPE_API_KEY", SECRET)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("redis://gw:***@127.0.0.1:6390/0"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("hunter2") && !stderr.contains("hunter2"));
+}
+
 #[test]
 fn env_layer_overrides_the_file() {
     let dir = tempfile::tempdir().unwrap();

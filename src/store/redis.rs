@@ -87,23 +87,10 @@ fn codec(op: &'static str) -> impl Fn(serde_json::Error) -> StoreError {
     move |source| StoreError::Codec { op, source }
 }
 
-/// The password in `redis://user:password@host`, if any, so it can be scrubbed from
-/// connection errors.
-fn password_of(url: &str) -> Option<&str> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let userinfo = authority.rsplit_once('@')?.0;
-    let password = userinfo.split_once(':')?.1;
-    (!password.is_empty()).then_some(password)
-}
-
 /// A connection error as text with the URL's password removed: the error is the only
 /// diagnostic an operator gets, but it must be safe to log.
 fn connect_error(url: &str, err: &RedisError) -> StoreError {
-    let mut message = err.to_string();
-    if let Some(password) = password_of(url) {
-        message = message.replace(password, "***");
-    }
+    let message = crate::config::redact_password(&err.to_string(), url);
     StoreError::Backend {
         op: "connect",
         source: message.into(),
