@@ -2,18 +2,8 @@
 //! at `GET /metrics`. Names follow Prometheus conventions (`_total` counters, `_seconds`
 //! histograms); label values are bounded (route templates, region and model names, status).
 //!
-//! | name | type | labels |
-//! |---|---|---|
-//! | `qwen_gateway_requests_total` | counter | endpoint, status, region, model |
-//! | `qwen_gateway_request_duration_seconds` | histogram | endpoint |
-//! | `qwen_gateway_time_to_first_byte_seconds` | histogram | endpoint |
-//! | `qwen_gateway_tokens_total` | counter | kind (input, output, cached, reasoning), model, region |
-//! | `qwen_gateway_open_streams` | gauge | endpoint |
-//! | `qwen_gateway_upstream_requests_total` | counter | region, status |
-//! | `qwen_gateway_upstream_head_seconds` | histogram | region (time to the upstream's response head) |
-//! | `qwen_gateway_failovers_total` | counter | from, reason |
-//! | `qwen_gateway_breaker_state` | gauge | region (0 closed, 1 half-open, 2 open) |
-//! | `qwen_gateway_upstream_keys_available` | gauge | region |
+//! Every metric is listed in [`METRICS`] (and the README's Metrics section), with the help
+//! text `/metrics` prints for it.
 
 use crate::upstream::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -24,6 +14,101 @@ const BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
     60.0, 120.0, 300.0,
 ];
+
+/// What a metric is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// Every metric the gateway records: name, type, labels, and the `# HELP` text.
+pub const METRICS: &[(&str, Kind, &str, &str)] = &[
+    (
+        "qwen_gateway_requests_total",
+        Kind::Counter,
+        "endpoint, status, region, model",
+        "Requests answered, by endpoint, HTTP status (499: the client left before the head), region and model (an unknown model the upstream refused counts as 'other').",
+    ),
+    (
+        "qwen_gateway_request_duration_seconds",
+        Kind::Histogram,
+        "endpoint, region",
+        "Time from the request's arrival to the end of its response body.",
+    ),
+    (
+        "qwen_gateway_time_to_first_byte_seconds",
+        Kind::Histogram,
+        "endpoint",
+        "Time from the request's arrival to the first body byte sent to the client.",
+    ),
+    (
+        "qwen_gateway_tokens_total",
+        Kind::Counter,
+        "kind, model, region",
+        "Tokens billed by Model Studio, by kind (input, output, cached, reasoning).",
+    ),
+    (
+        "qwen_gateway_open_streams",
+        Kind::Gauge,
+        "endpoint",
+        "Streaming responses being sent right now.",
+    ),
+    (
+        "qwen_gateway_upstream_requests_total",
+        Kind::Counter,
+        "region, status",
+        "Requests sent to Model Studio, by region and the status it answered (or connect_error, timeout).",
+    ),
+    (
+        "qwen_gateway_upstream_head_seconds",
+        Kind::Histogram,
+        "region",
+        "Time until Model Studio's response head, per region.",
+    ),
+    (
+        "qwen_gateway_failovers_total",
+        Kind::Counter,
+        "from, reason",
+        "Requests moved to the next region, by the region left and why (5xx, timeout, connect, rate_limited, auth, failed_event, ...).",
+    ),
+    (
+        "qwen_gateway_breaker_state",
+        Kind::Gauge,
+        "region",
+        "Each region's circuit breaker: 0 closed, 1 half-open, 2 open.",
+    ),
+    (
+        "qwen_gateway_upstream_keys_available",
+        Kind::Gauge,
+        "region",
+        "Upstream keys of a region in rotation (not quarantined or resting after a 429).",
+    ),
+    (
+        "qwen_gateway_auth_refusals_total",
+        Kind::Counter,
+        "reason",
+        "Requests refused by team-key auth or limits, by reason.",
+    ),
+    (
+        "qwen_gateway_ledger_failures_total",
+        Kind::Counter,
+        "",
+        "Usage-ledger writes the store refused (the usage of those requests is missing).",
+    ),
+];
+
+/// Gives every metric its `# HELP` line.
+fn describe() {
+    for &(name, kind, _, help) in METRICS {
+        match kind {
+            Kind::Counter => metrics::describe_counter!(name, help),
+            Kind::Gauge => metrics::describe_gauge!(name, help),
+            Kind::Histogram => metrics::describe_histogram!(name, help),
+        }
+    }
+}
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -36,6 +121,7 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
+            describe();
             Some(handle)
         })
         .as_ref()
@@ -105,5 +191,23 @@ mod tests {
             "/v1/responses/{id}"
         );
         assert_eq!(endpoint("/../../etc/passwd"), "other");
+    }
+
+    #[test]
+    fn metric_names_follow_prometheus_conventions_and_are_in_the_readme() {
+        let readme = include_str!("../README.md");
+        for &(name, kind, _, help) in METRICS {
+            assert!(name.starts_with("qwen_gateway_"), "{name}");
+            match kind {
+                Kind::Counter => assert!(name.ends_with("_total"), "{name}"),
+                Kind::Histogram => assert!(name.ends_with("_seconds"), "{name}"),
+                Kind::Gauge => assert!(!name.ends_with("_total"), "{name}"),
+            }
+            assert!(!help.is_empty());
+            assert!(
+                readme.contains(&format!("| `{name}` |")),
+                "README lists {name}"
+            );
+        }
     }
 }

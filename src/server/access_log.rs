@@ -208,7 +208,7 @@ impl LogLine {
             "model" => model.clone(),
         )
         .increment(1);
-        metrics::histogram!("qwen_gateway_request_duration_seconds", "endpoint" => endpoint)
+        metrics::histogram!("qwen_gateway_request_duration_seconds", "endpoint" => endpoint, "region" => region.clone())
             .record(self.start.elapsed().as_secs_f64());
         if let Some(t) = first_byte {
             metrics::histogram!("qwen_gateway_time_to_first_byte_seconds", "endpoint" => endpoint)
