@@ -62,6 +62,10 @@ pub struct ServerConfig {
     /// A client must send a request's whole body within this long, else 408.
     #[serde(with = "humantime_serde")]
     pub body_read_timeout: Duration,
+    /// Browser origins allowed to call the gateway (CORS); empty: CORS off, no
+    /// `access-control-*` header is ever sent. `"*"` allows any origin.
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub cors_allow_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -341,6 +345,20 @@ impl Settings {
                 "server.max_body_bytes must be > 0".into(),
             ));
         }
+        for origin in &self.server.cors_allow_origins {
+            let valid = origin == "*"
+                || ((origin.starts_with("http://") || origin.starts_with("https://"))
+                    && http::HeaderValue::from_str(origin).is_ok()
+                    && !origin
+                        .trim_start_matches("https://")
+                        .trim_start_matches("http://")
+                        .contains('/'));
+            if !valid {
+                return Err(ConfigError::Invalid(format!(
+                    "server.cors_allow_origins: {origin:?} is not \"*\" or an origin such as \"https://app.example.com\" (scheme and host, no path)"
+                )));
+            }
+        }
         if self.server.header_read_timeout.is_zero() || self.server.body_read_timeout.is_zero() {
             return Err(ConfigError::Invalid(
                 "server.header_read_timeout and server.body_read_timeout must be > 0".into(),
@@ -452,6 +470,25 @@ fn string_or_list<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<String>, D::Er
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn cors_origins_must_be_origins() {
+        let with = |origins: &str| {
+            Settings::load_with_env(
+                None,
+                Some(env(&[(
+                    "QWEN_GATEWAY__SERVER__CORS_ALLOW_ORIGINS",
+                    origins,
+                )])),
+            )
+        };
+        let ok = with("https://a.example,http://localhost:3000").unwrap();
+        assert_eq!(ok.server.cors_allow_origins.len(), 2);
+        assert!(with("*").is_ok());
+        for bad in ["a.example", "https://a.example/path", "ftp://a"] {
+            assert!(with(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn store_debug_hides_a_url_password() {

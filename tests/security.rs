@@ -159,6 +159,59 @@ fn default_bind_is_loopback() {
     assert!(stdout.contains("listen = \"127.0.0.1:8080\""), "{stdout}");
 }
 
+/// With `server.cors_allow_origins`, a listed origin's preflight succeeds without a key
+/// (team mode: browsers send none on preflights), its requests carry the CORS headers, and
+/// any other origin gets none.
+#[tokio::test]
+async fn cors_allows_only_configured_origins() {
+    let (gw, _mock) = gateway_with_mock(
+        "[server]\ncors_allow_origins = [\"https://app.example.com\"]\n[auth]\nmode = \"keys\"\n",
+    )
+    .await;
+    let c = client();
+    let preflight = |origin: &'static str| {
+        c.request(reqwest::Method::OPTIONS, gw.url("/v1/chat/completions"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+    let ok = preflight("https://app.example.com").await.unwrap();
+    assert!(ok.status().is_success(), "{}", ok.status());
+    let h = ok.headers();
+    assert_eq!(h["access-control-allow-origin"], "https://app.example.com");
+    let allowed = h["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(allowed.contains("authorization"), "{allowed}");
+    assert!(
+        h["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+    assert!(!h.contains_key("access-control-allow-credentials"));
+    // A real request from that origin: refused (no key) but readable by the page's script.
+    let refused = c
+        .post(gw.url("/v1/responses"))
+        .header("origin", "https://app.example.com")
+        .json(&json!({"model": MODEL, "input": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(
+        refused.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(!other.headers().contains_key("access-control-allow-origin"));
+}
+
 #[tokio::test]
 async fn cors_is_off() {
     let (gw, _mock) = gateway_with_mock("").await;

@@ -95,9 +95,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(info::not_found)
         .method_not_allowed_fallback(info::method_not_allowed)
         .with_state(state.clone());
+    let cors = cors(&state.settings.server.cors_allow_origins);
     // The auth layers act on `/v1/*` and `/admin/*` paths whatever the route (unknown paths
     // and wrong methods included), inside the access log so refusals are logged too.
-    api.layer(
+    let app = api.layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
             .layer(PropagateRequestIdLayer::new(request_id))
@@ -108,6 +109,50 @@ pub fn router(state: AppState) -> Router {
             .layer(from_fn_with_state(state.auth.clone(), auth::require_admin))
             .layer(from_fn_with_state(state.auth.clone(), auth::require_key))
             .layer(from_fn_with_state(grace_over, answer_until_grace_over)),
+    );
+    // Outermost: a browser's preflight carries no credentials, so it must be answered
+    // before auth sees it.
+    match cors {
+        Some(cors) => app.layer(cors),
+        None => app,
+    }
+}
+
+/// CORS for `server.cors_allow_origins` (`None` when empty: CORS stays off). Credentials
+/// (cookies) are never allowed; the `Authorization` header is, since that is how browser
+/// clients send a gateway key. Rate-limit and request-id headers are readable by scripts.
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| http::HeaderValue::from_str(o).ok()),
+        )
+    };
+    let expose = [
+        "x-request-id",
+        "retry-after",
+        "x-ratelimit-limit-requests",
+        "x-ratelimit-remaining-requests",
+        "x-ratelimit-reset-requests",
+        "x-ratelimit-limit-tokens",
+        "x-ratelimit-remaining-tokens",
+        "x-ratelimit-reset-tokens",
+    ]
+    .map(HeaderName::from_static);
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([http::Method::GET, http::Method::POST, http::Method::DELETE])
+            .allow_headers(AllowHeaders::mirror_request())
+            .expose_headers(expose)
+            .max_age(Duration::from_secs(600)),
     )
 }
 
