@@ -403,7 +403,7 @@ fn run_serve(path: Option<PathBuf>, log_format: Option<LogFormatArg>) -> ExitCod
             .map_err(|e| format!("server error: {e}"))
     });
     // Bounded: a blocking task (e.g. a stuck DNS lookup) must not delay the exit.
-    runtime.shutdown_timeout(Duration::from_secs(1));
+    runtime.shutdown_timeout(server::RUNTIME_STOP);
     match result {
         Ok(()) => {
             tracing::info!("qwen-gateway stopped");

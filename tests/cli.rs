@@ -360,8 +360,8 @@ fn compose_stop_grace_period_outlasts_the_shutdown_grace() {
         Some(Default::default()),
     )
     .unwrap();
-    // The gateway needs the grace period plus the time it gives final error events.
-    let needed = settings.server.shutdown_grace + qwen_gateway::server::FLUSH_AFTER_GRACE;
+    // The grace period, then final error events, the ledger's last writes, the runtime's exit.
+    let needed = settings.server.shutdown_grace + qwen_gateway::server::MAX_STOP_AFTER_GRACE;
     assert!(
         Duration::from_secs(stop_grace) > needed,
         "stop_grace_period {stop_grace}s <= {needed:?}"

@@ -176,6 +176,18 @@ async fn answer_until_grace_over(
 /// hold the exit.
 pub const FLUSH_AFTER_GRACE: Duration = Duration::from_secs(2);
 
+/// How long usage-ledger writes still in flight are waited for once connections are done.
+pub const LEDGER_DRAIN: Duration = Duration::from_secs(5);
+
+/// How long the runtime waits for blocking tasks at exit (a stuck DNS lookup must not hold it).
+pub const RUNTIME_STOP: Duration = Duration::from_secs(1);
+
+/// The most a stop can take past `server.shutdown_grace`: a container's stop timeout must
+/// be longer than the grace period plus this, or usage still being written is lost to SIGKILL.
+pub const MAX_STOP_AFTER_GRACE: Duration = Duration::from_secs(
+    FLUSH_AFTER_GRACE.as_secs() + LEDGER_DRAIN.as_secs() + RUNTIME_STOP.as_secs(),
+);
+
 /// Serves until `shutdown` resolves, then stops accepting connections and lets open
 /// requests finish within `server.shutdown_grace`. When the grace period ends, open streams
 /// are closed with a `gateway_shutting_down` error event (see [`AppState::grace_over`]) and
@@ -267,7 +279,7 @@ pub async fn serve(
         }
     }
     // Usage of the last requests is still being written: let it land.
-    ledger.drain(Duration::from_secs(5)).await;
+    ledger.drain(LEDGER_DRAIN).await;
     Ok(())
 }
 
