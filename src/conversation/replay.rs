@@ -17,6 +17,12 @@ pub enum ReplayError {
     Incomplete(String),
     #[error("the conversation store failed: {0}")]
     Store(String),
+    /// Replaying only the newest turns would lose the conversation's beginning (and could
+    /// leave a `function_call_output` without its call), so it is refused instead.
+    #[error(
+        "conversation '{previous}' has more than store.max_replay_turns ({max}) turns; replaying only part of it would lose its beginning"
+    )]
+    TooLong { previous: String, max: usize },
 }
 
 /// A request's `input` as a list of items (a string is one user message).
@@ -43,6 +49,12 @@ pub fn replay_input(
         .is_some_and(|t| t.response_id == previous);
     if !history.complete || !reaches_previous {
         return Err(ReplayError::Incomplete(previous.to_owned()));
+    }
+    if history.truncated {
+        return Err(ReplayError::TooLong {
+            previous: previous.to_owned(),
+            max: history.turns.len(),
+        });
     }
     let mut items = Vec::new();
     for turn in &history.turns {
@@ -114,6 +126,7 @@ mod tests {
     fn rebuilds_messages_and_function_calls_in_order() {
         let history = History {
             complete: true,
+            truncated: false,
             turns: vec![
                 turn(
                     "resp_1",
@@ -153,6 +166,7 @@ mod tests {
     fn an_incomplete_chain_is_refused() {
         let mut history = History {
             complete: false,
+            truncated: false,
             turns: vec![turn("resp_2", Some("resp_1"), json!("hi"), json!([]))],
         };
         assert!(matches!(
@@ -160,6 +174,13 @@ mod tests {
             Err(ReplayError::Incomplete(_))
         ));
         history.complete = true;
+        history.truncated = true;
+        assert!(matches!(
+            replay_input(&history, "resp_2", &json!("x")),
+            Err(ReplayError::TooLong { max: 1, .. })
+        ));
+        history.truncated = false;
+        assert!(replay_input(&history, "resp_2", &json!("x")).is_ok());
         assert!(replay_input(&history, "resp_9", &json!("x")).is_err());
         assert!(replay_input(&History::default(), "resp_9", &json!("x")).is_err());
     }

@@ -12,6 +12,7 @@ pub(crate) struct ChainWalk {
     seen: HashSet<String>,
     next: Option<String>,
     complete: bool,
+    truncated: bool,
     max_turns: usize,
 }
 
@@ -22,6 +23,7 @@ impl ChainWalk {
             seen: HashSet::new(),
             next: Some(start.to_owned()),
             complete: true,
+            truncated: false,
             max_turns,
         }
     }
@@ -30,6 +32,7 @@ impl ChainWalk {
     pub(crate) fn next_id(&mut self) -> Option<String> {
         let id = self.next.take()?;
         if self.turns.len() >= self.max_turns {
+            self.truncated = true;
             return None;
         }
         if !self.seen.insert(id.clone()) {
@@ -56,6 +59,7 @@ impl ChainWalk {
         History {
             turns: self.turns,
             complete: self.complete,
+            truncated: self.truncated,
         }
     }
 }

@@ -100,6 +100,8 @@ pub struct History {
     /// `false` when the walk hit a missing or expired turn (or a cycle) before reaching a
     /// turn without `previous_response_id`; stopping at `max_turns` does not make it false.
     pub complete: bool,
+    /// The walk stopped at `max_turns` with older turns left: `turns` is only the newest part.
+    pub truncated: bool,
 }
 
 /// Calls the same method on whichever backend this is; only memory is synchronous.

@@ -170,6 +170,9 @@ pub(super) async fn history_truncates_at_max_turns(f: &Fixture) {
     let h = s.history("r5", 2).await.unwrap();
     assert_eq!(ids(&h.turns), ["r4", "r5"]);
     assert!(h.complete, "stopping at max_turns is not a missing link");
+    assert!(h.truncated, "older turns were left");
+    let h = s.history("r5", 5).await.unwrap();
+    assert!(!h.truncated, "exactly max_turns turns, none left");
 
     let h = s.history("r5", 0).await.unwrap();
     assert!(h.turns.is_empty());
