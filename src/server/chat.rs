@@ -380,7 +380,8 @@ enum ChoiceItem {
     Frame(Bytes),
     /// An error frame: the whole response ends after it.
     Error(Bytes),
-    Usage(Value),
+    /// The choice ended: its usage, or `None` when unknown (a stop sequence cancelled it).
+    Usage(Option<Value>),
 }
 
 fn frame(json: &Value) -> Bytes {
@@ -432,9 +433,7 @@ fn choice_stream(
             .collect();
         if st.translator.is_done() || items.iter().any(|i| matches!(i, ChoiceItem::Error(_))) {
             st.finished = true;
-            if let Some(usage) = st.translator.usage() {
-                items.push(ChoiceItem::Usage(usage));
-            }
+            items.push(ChoiceItem::Usage(st.translator.usage()));
         }
         Some((futures_util::stream::iter(items), st))
     })
@@ -477,6 +476,7 @@ fn stream_response(
         created: created.unwrap_or(0),
         model: plan.model,
         usage: None,
+        unknown_usage: false,
         errored: false,
     };
     let body = futures_util::stream::unfold(
@@ -522,11 +522,18 @@ struct MergeTail {
     created: i64,
     model: String,
     usage: Option<Value>,
+    /// A choice ended without usage: a sum of the others would pass for the total, so no
+    /// usage chunk is sent (as the non-streaming merge leaves `usage` out).
+    unknown_usage: bool,
     errored: bool,
 }
 
 impl MergeTail {
-    fn add(&mut self, usage: Value) {
+    fn add(&mut self, usage: Option<Value>) {
+        let Some(usage) = usage else {
+            self.unknown_usage = true;
+            return;
+        };
         self.usage = Some(match self.usage.take() {
             Some(sum) => sum_usage(&sum, &usage),
             None => usage,
@@ -535,7 +542,7 @@ impl MergeTail {
 
     fn finish(&mut self) -> Bytes {
         let mut out = Vec::new();
-        let usage = (self.include_usage && !self.errored)
+        let usage = (self.include_usage && !self.errored && !self.unknown_usage)
             .then(|| self.usage.take())
             .flatten();
         if let Some(usage) = usage {
@@ -552,4 +559,39 @@ fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MergeTail;
+    use serde_json::json;
+
+    fn tail() -> MergeTail {
+        MergeTail {
+            include_usage: true,
+            id: "chatcmpl-x".into(),
+            created: 1,
+            model: "m".into(),
+            usage: None,
+            unknown_usage: false,
+            errored: false,
+        }
+    }
+
+    #[test]
+    fn merged_usage_is_the_sum_or_nothing() {
+        let u = || json!({"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5});
+        let mut all = tail();
+        all.add(Some(u()));
+        all.add(Some(u()));
+        let text = String::from_utf8(all.finish().to_vec()).unwrap();
+        assert!(text.contains(r#""total_tokens":10"#), "{text}");
+        assert!(text.ends_with("data: [DONE]\n\n"));
+        // One choice cut by a stop sequence: its usage is unknown, so no partial sum.
+        let mut part = tail();
+        part.add(Some(u()));
+        part.add(None);
+        let text = String::from_utf8(part.finish().to_vec()).unwrap();
+        assert_eq!(text, "data: [DONE]\n\n");
+    }
 }
