@@ -77,6 +77,7 @@ const KNOWN: &[&str] = &[
     "reasoning_effort",
     "verbosity",
     "web_search_options",
+    "enable_search",
     "logprobs",
     "top_logprobs",
     "logit_bias",

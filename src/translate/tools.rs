@@ -1,4 +1,5 @@
-//! `tools`, `tool_choice`, legacy `functions`/`function_call` and `web_search_options`
+//! `tools`, `tool_choice`, legacy `functions`/`function_call`, `web_search_options` and
+//! Qwen's `enable_search`
 //! → Responses `tools` / `tool_choice` (translation.md A).
 
 use super::TranslateError;
@@ -46,10 +47,20 @@ pub(crate) fn translate(chat: &Obj) -> Result<ToolPlan, TranslateError> {
         };
         plan.tools.push(function_tool(function, &path)?);
     }
-    match present(chat, "web_search_options") {
-        None => {}
-        Some(Value::Object(_)) => plan.tools.push(json!({"type": "web_search"})),
+    // OpenAI's `web_search_options`, or Qwen's own chat field `enable_search: true` (what
+    // DashScope-era clients send through `extra_body`): both mean the built-in web search.
+    let web_search = match present(chat, "web_search_options") {
+        None => false,
+        Some(Value::Object(_)) => true,
         Some(other) => return Err(invalid_type("web_search_options", "an object", other)),
+    };
+    let enable_search = match present(chat, "enable_search") {
+        None => false,
+        Some(Value::Bool(on)) => *on,
+        Some(other) => return Err(invalid_type("enable_search", "a boolean", other)),
+    };
+    if web_search || enable_search {
+        plan.tools.push(json!({"type": "web_search"}));
     }
     plan.tool_choice = if plan.legacy {
         legacy_choice(chat, &plan)?

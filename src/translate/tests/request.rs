@@ -306,6 +306,25 @@ fn web_search_options_add_the_web_search_tool() {
 }
 
 #[test]
+fn qwen_enable_search_adds_the_web_search_tool_once() {
+    let p = plan(json!({"enable_search": true}));
+    assert_eq!(p.body["tools"], json!([{"type": "web_search"}]));
+    assert!(p.dropped.is_empty(), "{:?}", p.dropped);
+    let both = plan(json!({"enable_search": true, "web_search_options": {}}));
+    assert_eq!(both.body["tools"], json!([{"type": "web_search"}]));
+    assert!(
+        plan(json!({"enable_search": false}))
+            .body
+            .get("tools")
+            .is_none()
+    );
+    assert_eq!(
+        err(json!({"enable_search": "yes"})).param(),
+        Some("enable_search")
+    );
+}
+
+#[test]
 fn legacy_functions_become_tools() {
     let p = plan(json!({
         "functions": [{"name": "get_time", "parameters": {"type": "object"}}],
