@@ -113,6 +113,8 @@ pub async fn create(
     if let Some(previous) = &previous {
         request.affinity = conversations.home_of(previous).await;
     }
+    // One deadline for the home region's walk and a replay after it.
+    request.deadline = Some(std::time::Instant::now() + state.upstream.limits().failover_deadline);
     // Kept only when a replay could follow (cloning headers is not free on the hot path).
     let for_replay =
         (request.affinity.is_some() && conversations.keeps_turns()).then(|| request.clone());

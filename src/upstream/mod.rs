@@ -90,6 +90,10 @@ pub struct UpstreamRequest {
     pub allowed_regions: Option<Vec<String>>,
     /// Regions not to try (a conversation's home that just failed, when replaying).
     pub avoid: Vec<String>,
+    /// When the whole walk must be over; `None`: `upstream.failover_deadline` from when
+    /// [`Router::send`] starts. A caller that may send a request twice (a conversation
+    /// replay after its home region failed) sets it once, so both walks share one bound.
+    pub deadline: Option<Instant>,
 }
 
 impl UpstreamRequest {
@@ -102,6 +106,7 @@ impl UpstreamRequest {
             affinity: None,
             allowed_regions: None,
             avoid: Vec::new(),
+            deadline: None,
         }
     }
 }
@@ -230,7 +235,9 @@ impl Router {
 
     /// Sends `req`, failing over between regions as described in the module docs.
     pub async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, UpstreamError> {
-        let deadline = Instant::now() + self.limits.failover_deadline;
+        let deadline = req
+            .deadline
+            .unwrap_or_else(|| Instant::now() + self.limits.failover_deadline);
         let candidates = self.candidates(&req)?;
         let mut last_response: Option<UpstreamResponse> = None;
         let mut last_error: Option<UpstreamError> = None;
