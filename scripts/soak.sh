@@ -80,7 +80,7 @@ rate_limit_cooldown = "0s"              # a 429 must not make other soak request
 base_url = "http://$mock_addr"
 api_key_env = ["SOAK_UPSTREAM_KEY"]
 [store]
-url = "memory"
+url = "sqlite://$work/soak.db"          # the default backend: affinity and ledger writes included
 [log]
 filter = "warn,qwen_gateway::cli=info"   # the listening line, not one line per request
 TOML

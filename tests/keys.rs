@@ -397,6 +397,22 @@ async fn a_region_limited_key_is_served_only_by_its_regions_even_when_they_are_d
     // Meanwhile an unrestricted key is served by r0.
     assert_eq!(ask(&gw, &anywhere).await.status(), 200);
     assert_eq!(served(&r0), 1);
+
+    // A key whose only region this gateway does not serve: 403, and nothing goes upstream.
+    let elsewhere = new_key(&gw.store, "beijing-only", |k| {
+        k.regions = vec!["beijing".into()]
+    })
+    .await;
+    let (before0, before1) = (served(&r0), served(&r1));
+    for path in ["/v1/responses", "/v1/chat/completions"] {
+        let body = json!({"model": MODEL, "input": "hi",
+                          "messages": [{"role": "user", "content": "hi"}]});
+        let (status, error) = error_of(post(&gw, path, Some(&elsewhere), body, &[]).await).await;
+        assert_eq!(status, 403, "{path}");
+        assert_eq!(error["code"], "region_not_allowed", "{path}: {error}");
+        assert!(error["message"].as_str().unwrap().contains("beijing"), "{error}");
+    }
+    assert_eq!((served(&r0), served(&r1)), (before0, before1));
 }
 
 #[tokio::test]
