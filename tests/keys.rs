@@ -410,7 +410,10 @@ async fn a_region_limited_key_is_served_only_by_its_regions_even_when_they_are_d
         let (status, error) = error_of(post(&gw, path, Some(&elsewhere), body, &[]).await).await;
         assert_eq!(status, 403, "{path}");
         assert_eq!(error["code"], "region_not_allowed", "{path}: {error}");
-        assert!(error["message"].as_str().unwrap().contains("beijing"), "{error}");
+        assert!(
+            error["message"].as_str().unwrap().contains("beijing"),
+            "{error}"
+        );
     }
     assert_eq!((served(&r0), served(&r1)), (before0, before1));
 }

@@ -14,8 +14,8 @@ mod report;
 mod streams;
 mod target;
 
-/// First-byte and last-byte times of one target's streams (ms).
-type Timings = (Vec<f64>, Vec<f64>);
+/// First-byte, last-byte and first-text times of one target's requests (µs).
+type Timings = (Vec<f64>, Vec<f64>, Vec<f64>);
 
 use clap::Parser;
 use serde_json::{Value, json};
@@ -236,10 +236,10 @@ impl Suite {
         calls: &[(String, Call)],
         n: usize,
         warmup: usize,
-    ) -> Vec<(String, Result<(Vec<f64>, Vec<f64>), String>)> {
+    ) -> Vec<(String, Result<Timings, String>)> {
         let mut out: Vec<(String, Result<Timings, String>)> = calls
             .iter()
-            .map(|(name, _)| (name.clone(), Ok((Vec::new(), Vec::new()))))
+            .map(|(name, _)| (name.clone(), Ok((Vec::new(), Vec::new(), Vec::new()))))
             .collect();
         for i in 0..warmup + n {
             for j in 0..calls.len() {
@@ -250,11 +250,12 @@ impl Suite {
                 match target::send(&self.client, &calls[k].1).await {
                     Ok(t) => {
                         if i >= warmup {
-                            let Ok((fb, total)) = &mut out[k].1 else {
+                            let Ok((fb, total, ft)) = &mut out[k].1 else {
                                 continue;
                             };
                             fb.push(t.first_byte.as_secs_f64() * 1e6);
                             total.push(t.total.as_secs_f64() * 1e6);
+                            ft.push(t.first_token.as_secs_f64() * 1e6);
                         }
                     }
                     Err(e) => out[k].1 = Err(format!("request failed mid-run: {e}")),
@@ -295,12 +296,13 @@ impl Suite {
         let mut stats = Vec::new();
         for (name, r) in results {
             match r {
-                Ok((fb, total)) => {
+                Ok((fb, total, ft)) => {
                     let s = [
                         percentile(&total, 0.5),
                         percentile(&total, 0.99),
                         percentile(&fb, 0.5),
                         percentile(&fb, 0.99),
+                        percentile(&ft, 0.5),
                     ];
                     if name == direct {
                         direct_stats = Some(s);
@@ -331,6 +333,8 @@ impl Suite {
                     .push(&format!("{prefix}.ttfb_p50"), &name, s[2]);
                 self.figures
                     .push(&format!("{prefix}.ttfb_p99"), &name, s[3]);
+                self.figures
+                    .push(&format!("{prefix}.ttft_p50"), &name, s[4]);
             }
             if let Some(d) = direct_stats {
                 self.figures
@@ -342,6 +346,8 @@ impl Suite {
                         .push(&format!("{prefix}.added_ttfb_p50"), &name, s[2] - d[2]);
                     self.figures
                         .push(&format!("{prefix}.added_ttfb_p99"), &name, s[3] - d[3]);
+                    self.figures
+                        .push(&format!("{prefix}.added_ttft_p50"), &name, s[4] - d[4]);
                 }
             }
         }

@@ -193,7 +193,22 @@ impl Target {
 #[derive(Clone, Copy, Debug)]
 pub struct Timing {
     pub first_byte: Duration,
+    /// When the first piece of answer text arrived (a Responses `output_text.delta` event,
+    /// or a chat chunk with non-empty `content`): what a user waits for, unlike the first
+    /// byte, which may be a lifecycle event. The total when no text came.
+    pub first_token: Duration,
     pub total: Duration,
+}
+
+/// Whether `window` holds the start of answer text: a Responses text delta, or a chat
+/// chunk's `"content":"` followed by a character (the role chunk's `""` is not text).
+fn holds_text(window: &[u8]) -> bool {
+    const DELTA: &[u8] = b"response.output_text.delta";
+    const CONTENT: &[u8] = b"\"content\":\"";
+    window.windows(DELTA.len()).any(|w| w == DELTA)
+        || window
+            .windows(CONTENT.len() + 1)
+            .any(|w| w.starts_with(CONTENT) && w[CONTENT.len()] != b'"')
 }
 
 /// Sends `call` and reads the whole answer; an error for a non-2xx status.
@@ -207,10 +222,21 @@ pub async fn send(client: &reqwest::Client, call: &Call) -> Result<Timing, Strin
     let status = res.status();
     let mut stream = res.bytes_stream();
     let mut first = None;
+    let mut first_token = None;
+    // The last bytes of the previous chunk, so a marker split across chunks is found.
+    let mut window: Vec<u8> = Vec::new();
     let mut head = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| format!("{e:#}"))?;
         first.get_or_insert_with(|| start.elapsed());
+        if first_token.is_none() {
+            window.extend_from_slice(&chunk);
+            if holds_text(&window) {
+                first_token = Some(start.elapsed());
+            }
+            let keep = window.len().saturating_sub(32);
+            window.drain(..keep);
+        }
         if head.len() < 300 {
             head.extend_from_slice(&chunk[..chunk.len().min(300 - head.len())]);
         }
@@ -224,6 +250,7 @@ pub async fn send(client: &reqwest::Client, call: &Call) -> Result<Timing, Strin
     let total = start.elapsed();
     Ok(Timing {
         first_byte: first.unwrap_or(total),
+        first_token: first_token.unwrap_or(total),
         total,
     })
 }
