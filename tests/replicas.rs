@@ -1,5 +1,6 @@
 //! Two gateway replicas sharing one Redis: what one learns or decides, the other honours —
-//! revocations (within a second), response-id affinity, and rate limits.
+//! revocations (within a second), response-id affinity, and rate limits. Each replica is the
+//! real `qwen-gateway serve` binary, its own process, so nothing but Redis is shared.
 //!
 //! A throwaway `redis-server` is started on a free loopback port (or the server named by
 //! `QWEN_GATEWAY_TEST_REDIS_URL` is used). Without `redis-server` on PATH the test is skipped
@@ -11,12 +12,54 @@ use common::*;
 use mock_model_studio::MockServer;
 use serde_json::{Value, json};
 use std::io::{ErrorKind, Write as _};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const MODEL: &str = "qwen3-max-2026-01-23";
 const ADMIN: &str = "replica-admin-token-7c1d0e9b";
+const BIN: &str = env!("CARGO_BIN_EXE_qwen-gateway");
+
+/// One replica: `qwen-gateway serve --config FILE` as a child process, killed on drop.
+struct Replica {
+    child: Child,
+    addr: String,
+    /// Kept so the thread reading the child's stderr keeps draining it.
+    _logs: std::sync::mpsc::Receiver<String>,
+}
+
+impl Replica {
+    fn start(config: &Path) -> Replica {
+        let mut command = Command::new(BIN);
+        command
+            .args(["serve", "--config"])
+            .arg(config)
+            .env_remove("QWEN_GATEWAY_CONFIG")
+            .env_remove("RUST_LOG")
+            .env("TEST_KEY_R0", UPSTREAM_KEY)
+            .env("TEST_KEY_R1", UPSTREAM_KEY)
+            .env("QWEN_GATEWAY_ADMIN_TOKEN", ADMIN)
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        let (child, addr, logs) = spawn_logged(command);
+        Replica {
+            child,
+            addr,
+            _logs: logs,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 /// Straight to stderr, past the test harness's capture: these lines are the test's report.
 fn say(line: &str) {
@@ -101,7 +144,7 @@ async fn redis() -> Option<(String, Option<RedisServer>)> {
     panic!("redis-server did not answer PING on any of 5 ports");
 }
 
-async fn post(gw: &Gateway, key: &str, body: Value) -> reqwest::Response {
+async fn post(gw: &Replica, key: &str, body: Value) -> reqwest::Response {
     client()
         .post(gw.url("/v1/responses"))
         .bearer_auth(key)
@@ -111,7 +154,7 @@ async fn post(gw: &Gateway, key: &str, body: Value) -> reqwest::Response {
         .expect("replica answers")
 }
 
-async fn ask(gw: &Gateway, key: &str) -> reqwest::Response {
+async fn ask(gw: &Replica, key: &str) -> reqwest::Response {
     post(gw, key, json!({"model": MODEL, "input": "hi"})).await
 }
 
@@ -122,7 +165,7 @@ fn served(mock: &MockServer) -> usize {
         .count()
 }
 
-async fn create_key(gw: &Gateway, body: Value) -> String {
+async fn create_key(gw: &Replica, body: Value) -> String {
     let res = client()
         .post(gw.url("/admin/keys"))
         .bearer_auth(ADMIN)
@@ -154,13 +197,22 @@ async fn two_replicas_share_revocations_affinity_and_rate_limits() {
     };
     let r0 = start_mock().await;
     let r1 = start_mock().await;
-    let toml = config_toml(&[r0.base_url(), r1.base_url()], "[auth]\nmode = \"keys\"\n")
-        .replace("url = \"memory\"", &format!("url = \"{url}\""));
-    let a = start_gateway_with_admin(&toml, Some(ADMIN)).await;
-    let b = start_gateway_with_admin(&toml, Some(ADMIN)).await;
+    let toml = config_toml(
+        &[r0.base_url(), r1.base_url()],
+        "[auth]\nmode = \"keys\"\n[server]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .replace("url = \"memory\"", &format!("url = \"{url}\""));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("replica.toml");
+    std::fs::write(&config, toml).unwrap();
+    let a = Replica::start(&config);
+    let b = Replica::start(&config);
     say(&format!(
-        "replicas: A on {}, B on {}, store {url}, regions r0 (preferred) and r1",
-        a.addr, b.addr
+        "replicas: A (pid {}) on {}, B (pid {}) on {}, store {url}, regions r0 (preferred) and r1",
+        a.child.id(),
+        a.addr,
+        b.child.id(),
+        b.addr
     ));
 
     // 1. A key revoked through A's admin API is refused by B within a second.
@@ -256,6 +308,5 @@ async fn two_replicas_share_revocations_affinity_and_rate_limits() {
         "ok shared rate limit (rpm 3): {}",
         seen.join(", ")
     ));
-    a.stop().await;
-    b.stop().await;
+    drop((a, b));
 }

@@ -113,7 +113,10 @@ impl Plan {
             stream_tokens: 200,
             stream_delay_ms: 1,
             open_streams: vec![1_000, 10_000],
-            open_timeout: Duration::from_secs(if q { 10 } else { 45 }),
+            // qwen-gateway holds each new stream's head up to `hold_first_event` (2 s) while
+            // these slow streams send their opening events 1.5 s apart; 256 at a time, 10,000
+            // take ~80 s to open.
+            open_timeout: Duration::from_secs(if q { 10 } else { 120 }),
             hold: Duration::from_secs(if q { 2 } else { 5 }),
             slow_delay_ms: 1_500,
         }
@@ -499,9 +502,9 @@ impl Suite {
     async fn open_streams(&mut self) -> Result<(), String> {
         let p = self.plan.clone();
         self.mock_defaults(json!({
-            // 60 events 1.5 s apart: 90 s, longer than opening and holding take. (The mock
+            // 100 events 1.5 s apart: 150 s, longer than opening and holding take. (The mock
             // prepares a whole answer up front; longer answers make it the bottleneck.)
-            "x-mock-tokens": "60",
+            "x-mock-tokens": "100",
             "x-mock-delay-ms": p.slow_delay_ms.to_string(),
         }))
         .await?;

@@ -1,6 +1,6 @@
 //! In-process backend: state dies with the process, which is what `store.url = "memory"` asks for.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -21,15 +21,94 @@ impl<T> Expiring<T> {
     }
 }
 
-#[derive(Debug, Default)]
+/// Most response ids remembered (about 15 MB): a busy gateway on `memory` would otherwise
+/// hold every id it saw for `store.affinity_ttl` (7 days).
+pub const MAX_AFFINITY: usize = 100_000;
+
+/// Most conversation turns kept for replay (they hold whole inputs and outputs).
+pub const MAX_TURNS: usize = 10_000;
+
+/// Expiring records, at most `cap` of them: past that the oldest inserted are dropped first,
+/// as a cache would. (The same TTL applies to every record of a map, so insertion order is
+/// expiry order.)
+#[derive(Debug)]
+struct Bounded<T> {
+    map: HashMap<String, Expiring<T>>,
+    /// Keys in insertion order with the expiry they were inserted with; entries whose record
+    /// was since replaced or removed are skipped, and compacted away now and then.
+    order: VecDeque<(String, i64)>,
+    cap: usize,
+}
+
+impl<T> Bounded<T> {
+    fn new(cap: usize) -> Self {
+        Bounded {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            cap,
+        }
+    }
+
+    fn is_current(map: &HashMap<String, Expiring<T>>, key: &str, at: i64) -> bool {
+        map.get(key).is_some_and(|e| e.expires_at == at)
+    }
+
+    fn insert(&mut self, key: String, entry: Expiring<T>) {
+        self.order.push_back((key.clone(), entry.expires_at));
+        self.map.insert(key, entry);
+        while self.map.len() > self.cap {
+            let Some((oldest, at)) = self.order.pop_front() else {
+                break;
+            };
+            if Self::is_current(&self.map, &oldest, at) {
+                self.map.remove(&oldest);
+            }
+        }
+        if self.order.len() > 2 * self.cap.max(16) {
+            let map = &self.map;
+            self.order.retain(|(k, at)| Self::is_current(map, k, *at));
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&Expiring<T>> {
+        self.map.get(key)
+    }
+
+    fn remove(&mut self, key: &str) -> Option<Expiring<T>> {
+        self.map.remove(key)
+    }
+
+    /// Drops records expired at `now`; how many.
+    fn purge(&mut self, now: i64) -> usize {
+        let before = self.map.len();
+        self.map.retain(|_, e| e.expires_at > now);
+        let map = &self.map;
+        self.order.retain(|(k, at)| Self::is_current(map, k, *at));
+        before - self.map.len()
+    }
+}
+
+#[derive(Debug)]
 struct Maps {
-    affinity: Mutex<HashMap<String, Expiring<String>>>,
-    turns: Mutex<HashMap<String, Expiring<Turn>>>,
+    affinity: Mutex<Bounded<String>>,
+    turns: Mutex<Bounded<Turn>>,
     /// By id; a handful of keys, so lookups by name or hash just scan.
     keys: Mutex<HashMap<String, KeyRecord>>,
     counters: Mutex<HashMap<String, Expiring<u64>>>,
     /// Ordered by (day, key id, model, region): listing comes out sorted.
     usage: Mutex<BTreeMap<UsageKey, UsageRow>>,
+}
+
+impl Default for Maps {
+    fn default() -> Self {
+        Maps {
+            affinity: Mutex::new(Bounded::new(MAX_AFFINITY)),
+            turns: Mutex::new(Bounded::new(MAX_TURNS)),
+            keys: Mutex::default(),
+            counters: Mutex::default(),
+            usage: Mutex::default(),
+        }
+    }
 }
 
 type UsageKey = (String, String, String, String);
@@ -116,18 +195,8 @@ impl MemoryStore {
     pub(crate) fn purge_expired(&self) -> Result<u64, StoreError> {
         let now = self.clock.now_millis();
         let mut removed = 0u64;
-        {
-            let mut affinity = lock(&self.maps.affinity);
-            let before = affinity.len();
-            affinity.retain(|_, e| e.expires_at > now);
-            removed += (before - affinity.len()) as u64;
-        }
-        {
-            let mut turns = lock(&self.maps.turns);
-            let before = turns.len();
-            turns.retain(|_, e| e.expires_at > now);
-            removed += (before - turns.len()) as u64;
-        }
+        removed += lock(&self.maps.affinity).purge(now) as u64;
+        removed += lock(&self.maps.turns).purge(now) as u64;
         {
             let mut counters = lock(&self.maps.counters);
             let before = counters.len();
@@ -233,5 +302,37 @@ impl MemoryStore {
             .filter(|row| since_day.is_none_or(|since| row.day.as_str() >= since))
             .cloned()
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Bounded, Expiring};
+
+    fn at(expires_at: i64) -> Expiring<u32> {
+        Expiring {
+            value: 0,
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn bounded_keeps_the_newest_cap_records() {
+        let mut b = Bounded::new(3);
+        for i in 0..10 {
+            b.insert(format!("k{i}"), at(100 + i));
+        }
+        assert_eq!(b.map.len(), 3);
+        assert!(b.get("k9").is_some() && b.get("k7").is_some() && b.get("k6").is_none());
+        // A record inserted again is as new as its last insertion.
+        b.insert("k7".into(), at(200));
+        b.insert("k10".into(), at(201));
+        assert!(b.get("k7").is_some(), "re-inserted k7 outlives k8");
+        assert!(b.get("k8").is_none());
+        assert!(b.order.len() <= 2 * 16 + 1, "order stays bounded");
+        b.remove("k7");
+        assert_eq!(b.purge(200), 1, "k9 expired at 109");
+        assert_eq!(b.map.len(), 1);
+        assert!(b.order.iter().all(|(k, _)| b.map.contains_key(k)));
     }
 }
