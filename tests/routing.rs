@@ -35,6 +35,28 @@ async fn ask(gw: &Gateway, stream: bool) -> reqwest::Response {
         .expect("gateway answers")
 }
 
+async fn readyz(gw: &Gateway) -> Value {
+    client()
+        .get(gw.url("/readyz"))
+        .send()
+        .await
+        .expect("gateway answers")
+        .json()
+        .await
+        .expect("/readyz is JSON")
+}
+
+async fn metrics_text(gw: &Gateway) -> String {
+    client()
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .expect("gateway answers")
+        .text()
+        .await
+        .expect("/metrics is text")
+}
+
 fn served(mock: &MockServer) -> usize {
     mock.requests()
         .iter()
@@ -110,14 +132,7 @@ async fn a_429_fails_over_and_the_key_rests_for_its_retry_after() {
     // The second request went straight to r1: r0's only key is resting.
     assert_eq!(served(&r0), 1);
     assert_eq!(served(&r1), 2);
-    let ready: Value = client()
-        .get(gw.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = readyz(&gw).await;
     assert_eq!(ready["regions"][0]["keys"][0]["state"], "rate_limited");
     assert_eq!(ready["regions"][0]["keys"][0]["env_var"], "TEST_KEY_R0");
     assert!(!ready.to_string().contains(UPSTREAM_KEY));
@@ -264,14 +279,7 @@ async fn a_403_is_the_answer_and_quarantines_no_key() {
     assert_eq!(keys.len(), 2, "{keys:?}");
     assert_eq!(served(&r0), 8, "4 requests × 2 keys");
     assert_eq!(served(&r1), 0, "a 4xx never fails over");
-    let ready: Value = client()
-        .get(gw.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = readyz(&gw).await;
     let states: Vec<&Value> = ready["regions"][0]["keys"]
         .as_array()
         .unwrap()
@@ -289,14 +297,7 @@ async fn the_breaker_opens_skips_the_region_then_a_trial_closes_it() {
     for _ in 0..2 {
         assert_eq!(ask(&gw, false).await.status(), 200);
     }
-    let ready: Value = client()
-        .get(gw.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = readyz(&gw).await;
     assert_eq!(ready["regions"][0]["breaker"]["state"], "open");
     assert_eq!(ready["ready"], true, "r1 still serves");
     // Open: r0 is not even asked.
@@ -307,14 +308,7 @@ async fn the_breaker_opens_skips_the_region_then_a_trial_closes_it() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(ask(&gw, false).await.status(), 200);
     assert_eq!(served(&r0), 3);
-    let ready: Value = client()
-        .get(gw.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = readyz(&gw).await;
     assert_eq!(ready["regions"][0]["breaker"]["state"], "closed");
     assert_eq!(served(&r1), 3);
 }
@@ -404,14 +398,7 @@ async fn unknown_refused_models_are_one_metric_series() {
         assert_eq!(res.status(), 404, "the mock knows no such model");
     }
     assert_eq!(ask(&gw, false).await.status(), 200);
-    let text = client()
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&gw).await;
     assert!(!text.contains("bogus-model"), "{text}");
     let other: f64 = samples(&text)
         .iter()
