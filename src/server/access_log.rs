@@ -22,7 +22,7 @@ pub struct RequestInfo {
     pub region: Option<Arc<str>>,
     pub model: Option<String>,
     /// `model` is in the catalog ([`crate::models::ModelCatalog::is_known`]); see
-    /// [`RequestInfo::bounded_model`].
+    /// [`RequestInfo::model_label`].
     pub model_known: bool,
     pub stream: bool,
     pub usage: Option<Usage>,
@@ -31,18 +31,24 @@ pub struct RequestInfo {
     pub client: Option<Arc<ClientKey>>,
 }
 
-/// What metrics labels and ledger rows name an unknown model that the upstream refused.
+/// What metrics labels name an unknown model that the upstream refused.
 pub const OTHER_MODEL: &str = "other";
 
-/// The most of a client's model name a log line quotes.
-const LOGGED_MODEL_CHARS: usize = 128;
+/// The most of a client's model name a log line or a ledger row keeps.
+const MODEL_CHARS: usize = 128;
+
+fn clipped(model: &str) -> &str {
+    &model[..model.floor_char_boundary(MODEL_CHARS)]
+}
 
 impl RequestInfo {
-    /// The model as metrics and the ledger name it. A client may send any string as `model`,
-    /// and each distinct one would be a new metric series and a ledger row forever: so a
-    /// name is kept when the catalog knows it or the upstream served it (Model Studio's own
-    /// list bounds those), and is [`OTHER_MODEL`] otherwise.
-    fn bounded_model(&self, status: u16) -> Option<String> {
+    /// The model as a metrics label. A client may send any string as `model`, and each
+    /// distinct one would be a new series for as long as the process lives: so a name is
+    /// kept when the catalog knows it or the upstream served it (Model Studio's own list
+    /// bounds those), and is [`OTHER_MODEL`] otherwise. (The ledger keeps the name asked
+    /// for, clipped: who asked for which refused model is what its reader wants to know,
+    /// and its rows are per key and day on disk.)
+    fn model_label(&self, status: u16) -> Option<String> {
         let model = self.model.as_ref()?;
         let served = (200..300).contains(&status) && self.error_code.is_none();
         Some(if self.model_known || served {
@@ -154,7 +160,7 @@ impl LogLine {
             model = info
                 .model
                 .as_deref()
-                .map_or("-", |m| &m[..m.floor_char_boundary(LOGGED_MODEL_CHARS)]),
+                .map_or("-", clipped),
             stream = info.stream,
             latency_ms = self.start.elapsed().as_secs_f64() * 1e3,
             ttfb_ms = ttfb_ms.unwrap_or(-1.0),
@@ -167,9 +173,9 @@ impl LogLine {
             outcome,
             "request"
         );
-        let mut info = info;
-        info.model = info.bounded_model(self.status);
         self.record_metrics(&info, first_byte);
+        let mut info = info;
+        info.model = info.model.as_deref().map(|m| clipped(m).to_owned());
         self.book(info, outcome);
     }
 
@@ -199,7 +205,9 @@ impl LogLine {
             metrics::gauge!("qwen_gateway_open_streams", "endpoint" => endpoint).decrement(1.0);
         }
         let region = info.region.as_deref().unwrap_or("none").to_owned();
-        let model = info.model.clone().unwrap_or_else(|| "none".into());
+        let model = info
+            .model_label(self.status)
+            .unwrap_or_else(|| "none".into());
         metrics::counter!(
             "qwen_gateway_requests_total",
             "endpoint" => endpoint,
