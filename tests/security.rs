@@ -159,6 +159,21 @@ fn default_bind_is_loopback() {
     assert!(stdout.contains("listen = \"127.0.0.1:8080\""), "{stdout}");
 }
 
+/// A browser's CORS preflight for a chat request from `origin`.
+async fn preflight(gw: &Gateway, origin: &str) -> reqwest::Response {
+    client()
+        .request(reqwest::Method::OPTIONS, gw.url("/v1/chat/completions"))
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .expect("gateway answers")
+}
+
 /// With `server.cors_allow_origins`, a listed origin's preflight succeeds without a key
 /// (team mode: browsers send none on preflights), its requests carry the CORS headers, and
 /// any other origin gets none.
@@ -169,17 +184,7 @@ async fn cors_allows_only_configured_origins() {
     )
     .await;
     let c = client();
-    let preflight = |origin: &'static str| {
-        c.request(reqwest::Method::OPTIONS, gw.url("/v1/chat/completions"))
-            .header("origin", origin)
-            .header("access-control-request-method", "POST")
-            .header(
-                "access-control-request-headers",
-                "authorization, content-type",
-            )
-            .send()
-    };
-    let ok = preflight("https://app.example.com").await.unwrap();
+    let ok = preflight(&gw, "https://app.example.com").await;
     assert!(ok.status().is_success(), "{}", ok.status());
     let h = ok.headers();
     assert_eq!(h["access-control-allow-origin"], "https://app.example.com");
@@ -208,7 +213,7 @@ async fn cors_allows_only_configured_origins() {
         refused.headers()["access-control-allow-origin"],
         "https://app.example.com"
     );
-    let other = preflight("https://evil.example").await.unwrap();
+    let other = preflight(&gw, "https://evil.example").await;
     assert!(!other.headers().contains_key("access-control-allow-origin"));
 }
 
@@ -217,17 +222,7 @@ async fn cors_is_off() {
     let (gw, _mock) = gateway_with_mock("").await;
     let c = client();
     let origin = "https://evil.example";
-    let preflight = c
-        .request(reqwest::Method::OPTIONS, gw.url("/v1/chat/completions"))
-        .header("origin", origin)
-        .header("access-control-request-method", "POST")
-        .header(
-            "access-control-request-headers",
-            "authorization, content-type",
-        )
-        .send()
-        .await
-        .unwrap();
+    let preflight = preflight(&gw, origin).await;
     assert!(
         !preflight.status().is_success(),
         "a preflight must not succeed: {}",
