@@ -18,7 +18,15 @@ PANELS = [
     ("chatsse.ttfb", "streaming chat: first byte", 1e3, "µs"),
     ("chatsse.ttlb", "streaming chat: last byte", 1.0, "ms"),
 ]
-COLORS = {"direct": "black", "qwen-gateway": "tab:blue", "LiteLLM": "tab:red", "Portkey": "tab:green"}
+COLORS = {
+    "direct": "black",
+    "qwen-gateway": "tab:blue",
+    "LiteLLM": "tab:red",
+    "Portkey": "tab:green",
+    "bare forwarder": "tab:gray",
+}
+# The floor of one hop: drawn dashed so it reads as a reference, not a contender.
+STYLES = {"bare forwarder": "--"}
 
 
 def main(src: str, dst: str) -> None:
@@ -41,7 +49,15 @@ def main(src: str, dst: str) -> None:
                 f"{target} (p50 {xs[len(xs) // 2]:.1f} {unit})")
             if key.startswith("chat") and target == "direct":
                 label = label.replace("direct", "direct /responses")
-            ax.step(xs, ys, where="post", label=label, color=COLORS.get(target), linewidth=1.4)
+            ax.step(
+                xs,
+                ys,
+                where="post",
+                label=label,
+                color=COLORS.get(target),
+                linestyle=STYLES.get(target, "-"),
+                linewidth=1.4,
+            )
         if unit == "µs":  # spans decades: log scale
             ax.set_xscale("log")
             ax.xaxis.set_major_formatter(ScalarFormatter())
