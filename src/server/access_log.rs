@@ -147,7 +147,7 @@ struct LogLine {
 
 impl LogLine {
     fn emit(self, first_byte: Option<Instant>, outcome: &'static str) {
-        let info = self.meta.snapshot();
+        let mut info = self.meta.snapshot();
         let usage = info.usage.unwrap_or_default();
         let ttfb_ms = first_byte.map(|t| t.duration_since(self.start).as_secs_f64() * 1e3);
         tracing::info!(
@@ -174,7 +174,6 @@ impl LogLine {
             "request"
         );
         self.record_metrics(&info, first_byte);
-        let mut info = info;
         info.model = info.model.as_deref().map(|m| clipped(m).to_owned());
         self.book(info, outcome);
     }
@@ -249,7 +248,7 @@ pub const CLIENT_CLOSED_REQUEST: u16 = 499;
 
 /// Holds a request's line while the handler runs. A client that hangs up before the head
 /// drops the handler's future, and with it this guard: the request is still logged and
-/// booked (an error, with whatever usage was known), never lost.
+/// booked (not as an error: the client left), never lost.
 struct BeforeHead(Option<LogLine>);
 
 impl Drop for BeforeHead {
