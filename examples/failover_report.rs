@@ -30,7 +30,8 @@ async fn setup(r0: MockServer, extra_store: &str) -> Setup {
     let toml = format!(
         "[upstream]\nregions = [\"r0\", \"r1\"]\nconnect_timeout = \"1s\"\nfirst_byte_timeout = \"1s\"\n\
          stream_idle_timeout = \"5s\"\nbreaker_threshold = 3\nbreaker_cooldown = \"{}s\"\n\
-         rate_limit_cooldown = \"2s\"\n[regions.r0]\nbase_url = \"{}\"\napi_key_env = [\"K_BAD\", \"K0\"]\n\
+         rate_limit_cooldown = \"2s\"\n\
+         forward_headers = [\"content-type\", \"accept\", \"x-mock-*\"]\n[regions.r0]\nbase_url = \"{}\"\napi_key_env = [\"K_BAD\", \"K0\"]\n\
          [regions.r1]\nbase_url = \"{}\"\napi_key_env = [\"K1\"]\n[store]\nurl = \"memory\"\n{extra_store}\n",
         COOLDOWN.as_secs(),
         r0.base_url(),

@@ -76,6 +76,7 @@ request_timeout = "10s"
 hold_first_event = "200ms"
 breaker_threshold = 1000000
 rate_limit_cooldown = "0s"              # a 429 must not make other soak requests fail
+forward_headers = ["accept", "content-type", "user-agent", "idempotency-key", "openai-beta", "x-mock-*"]   # the mock's fault controls
 [regions.soak]
 base_url = "http://$mock_addr"
 api_key_env = ["SOAK_UPSTREAM_KEY"]

@@ -99,6 +99,12 @@ pub struct UpstreamConfig {
     /// How long an open breaker keeps a region out before one trial request.
     #[serde(with = "humantime_serde")]
     pub breaker_cooldown: Duration,
+    /// Client request headers that may travel upstream (an allowlist of names, or name
+    /// prefixes ending in `*`, any case); every other header is dropped. Names the gateway owns (credentials, framing,
+    /// hop-by-hop, `x-dashscope-*`, proxy and routing overrides) are refused here: see
+    /// `crate::header_policy`.
+    #[serde(deserialize_with = "string_or_list")]
+    pub forward_headers: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -106,6 +112,10 @@ pub struct RegionConfig {
     pub base_url: String,
     #[serde(deserialize_with = "string_or_list")]
     pub api_key_env: Vec<String>,
+    /// Model Studio workspace id sent as `X-DashScope-WorkSpace` to this region; a choice
+    /// of the operator, never of a client (clients' `X-DashScope-*` headers are dropped).
+    #[serde(default)]
+    pub workspace: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -281,6 +291,8 @@ pub struct ResolvedRegion {
     pub name: String,
     pub base_url: String,
     pub keys: Vec<RegionKey>,
+    /// `regions.NAME.workspace`.
+    pub workspace: Option<String>,
 }
 
 /// The outcome of reading region keys from the environment.
@@ -337,6 +349,35 @@ impl Settings {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(ConfigError::Invalid(format!(
                     "regions.{name}.base_url must start with http:// or https://"
+                )));
+            }
+            // Requests are built by pushing segments onto this URL: it must parse, and carry
+            // no credentials, query or fragment that would ride along with every request.
+            let parsed = url::Url::parse(url).map_err(|e| {
+                ConfigError::Invalid(format!("regions.{name}.base_url is not a valid URL: {e}"))
+            })?;
+            if parsed.cannot_be_a_base()
+                || !parsed.username().is_empty()
+                || parsed.password().is_some()
+                || parsed.query().is_some()
+                || parsed.fragment().is_some()
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "regions.{name}.base_url must be a plain http(s) URL without user info, query or fragment"
+                )));
+            }
+            if let Some(workspace) = &region.workspace
+                && http::HeaderValue::from_str(workspace).is_err()
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "regions.{name}.workspace is not a valid header value"
+                )));
+            }
+        }
+        for name in &self.upstream.forward_headers {
+            if let Err(why) = crate::header_policy::check_allowlist_entry(name) {
+                return Err(ConfigError::Invalid(format!(
+                    "upstream.forward_headers: {name:?} {why}"
                 )));
             }
         }
@@ -412,6 +453,7 @@ impl Settings {
                 name: name.clone(),
                 base_url: region.base_url.trim().trim_end_matches('/').to_owned(),
                 keys,
+                workspace: region.workspace.clone().filter(|w| !w.trim().is_empty()),
             });
         }
         if usable.is_empty() {

@@ -234,6 +234,9 @@ impl From<crate::auth::AuthError> for ApiError {
                 .with_retry_after(Some(Duration::from_secs(
                     retry_after.as_secs_f64().ceil().max(1.0) as u64,
                 ))),
+            A::ModelRequired { .. } => ApiError::invalid_request(message)
+                .with_param("model")
+                .with_code("missing_required_parameter"),
             A::InvalidRequest(_) => ApiError::invalid_request(message),
             A::KeyNotFound(_) => ApiError::new(StatusCode::NOT_FOUND, kind::NOT_FOUND, message)
                 .with_code("key_not_found"),

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod conversation;
 pub mod error;
+pub mod header_policy;
 pub mod ledger;
 pub mod models;
 pub mod server;

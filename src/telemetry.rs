@@ -74,6 +74,12 @@ pub const METRICS: &[(&str, Kind, &str, &str)] = &[
         "Requests moved to the next region, by the region left and why (5xx, timeout, connect, rate_limited, auth, failed_event, ...).",
     ),
     (
+        "qwen_gateway_secrets_scrubbed_total",
+        Kind::Counter,
+        "region",
+        "Upstream answers (heads or bodies) in which a gateway secret was found and replaced with [REDACTED] before anything was relayed.",
+    ),
+    (
         "qwen_gateway_breaker_state",
         Kind::Gauge,
         "region",

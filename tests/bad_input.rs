@@ -68,40 +68,6 @@ async fn post_raw(gw: &Gateway, path: &str, body: Vec<u8>) -> reqwest::Response 
 
 const PATHS: [&str; 2] = ["/v1/responses", "/v1/chat/completions"];
 
-/// Writes `request` on a raw connection (concurrently with reading, so a server that answers
-/// early is heard) and returns the status code of the answer (0: closed without one) and
-/// how long until the connection closed or `wait` passed.
-async fn raw_exchange(gw: &Gateway, request: Vec<u8>, wait: Duration) -> (u16, String, Duration) {
-    let stream = TcpStream::connect(gw.addr).await.unwrap();
-    let (mut read, mut write) = stream.into_split();
-    let started = Instant::now();
-    let writer = tokio::spawn(async move {
-        let _ = write.write_all(&request).await;
-        // Keep the write side open: a half-close could end the exchange on its own.
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        drop(write);
-    });
-    let mut answer = Vec::new();
-    let mut buf = vec![0u8; 65536];
-    let deadline = started + wait;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, read.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
-            Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
-        }
-    }
-    let elapsed = started.elapsed();
-    writer.abort();
-    let text = String::from_utf8_lossy(&answer).into_owned();
-    let status = text
-        .strip_prefix("HTTP/1.1 ")
-        .and_then(|rest| rest.get(..3))
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    (status, text, elapsed)
-}
-
 #[tokio::test]
 async fn malformed_bodies_are_400_before_the_upstream() {
     let (gw, mock) = gateway().await;
@@ -427,14 +393,17 @@ async fn huge_and_hostile_headers_are_4xx() {
     // CR/LF spelled out is just text: forwarded verbatim as one header value, never split.
     let res = client()
         .post(gw.url("/v1/responses"))
-        .header("x-custom", "a%0d%0ainjected: evil\\r\\n")
+        .header("user-agent", "a%0d%0ainjected: evil\\r\\n")
         .json(&json!({"model": MODEL, "input": "hi"}))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
     let last = mock.requests().pop().unwrap();
-    assert_eq!(last.header("x-custom"), Some("a%0d%0ainjected: evil\\r\\n"));
+    assert_eq!(
+        last.header("user-agent"),
+        Some("a%0d%0ainjected: evil\\r\\n")
+    );
     assert!(last.header("injected").is_none());
     observe(
         "CR/LF percent- or backslash-escaped in a header value",

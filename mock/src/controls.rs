@@ -20,6 +20,7 @@
 //! | `x-mock-fail: rate_limit\|moderation\|server_error` | a failure reported inside a 200 |
 //! | `x-mock-incomplete: REASON` | end `incomplete` with this reason |
 //! | `x-mock-tool-calls: K` | number of parallel function calls |
+//! | `x-mock-echo-auth: 1` | echo the `Authorization` header received: in an `x-mock-echo-authorization` response header, in error messages (JSON and HTML), and as one whole text delta of a success (the leaky upstream a gateway must scrub) |
 
 use std::time::Duration;
 
@@ -41,6 +42,7 @@ pub mod names {
     pub const TOOL_CALLS: &str = "x-mock-tool-calls";
     pub const MALFORMED_KIND: &str = "x-mock-malformed-kind";
     pub const PAD_BYTES: &str = "x-mock-pad-bytes";
+    pub const ECHO_AUTH: &str = "x-mock-echo-auth";
 
     pub const ALL: &[&str] = &[
         TOKENS,
@@ -57,6 +59,7 @@ pub mod names {
         TOOL_CALLS,
         MALFORMED_KIND,
         PAD_BYTES,
+        ECHO_AUTH,
     ];
 }
 
@@ -134,6 +137,8 @@ pub struct Controls {
     pub incomplete: Option<String>,
     /// Number of parallel function calls to make.
     pub tool_calls: usize,
+    /// Echo the received `Authorization` header back (`x-mock-echo-auth`).
+    pub echo_auth: bool,
 }
 
 impl Controls {
@@ -221,6 +226,7 @@ impl Controls {
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty()),
             tool_calls: number(names::TOOL_CALLS)?.map_or(1, |n| n.max(1) as usize),
+            echo_auth: number(names::ECHO_AUTH)?.is_some_and(|n| n > 0),
         })
     }
 }

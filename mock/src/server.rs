@@ -295,6 +295,8 @@ struct Exchange {
     shared: Arc<Shared>,
     record: Record,
     faults: BodyFaults,
+    /// The `Authorization` header received, when `x-mock-echo-auth` asks to leak it.
+    echo: Option<String>,
 }
 
 impl Exchange {
@@ -335,6 +337,9 @@ impl Exchange {
         let mut builder = Response::builder()
             .status(status)
             .header(header::CONTENT_TYPE, content_type);
+        if let Some(echo) = &self.echo {
+            builder = builder.header("x-mock-echo-authorization", echo.as_str());
+        }
         if let Some(secs) = retry_after {
             builder = builder.header(header::RETRY_AFTER, secs);
         }
@@ -372,15 +377,27 @@ impl Exchange {
             .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
     }
 
-    fn error(&self, err: ApiError) -> Response {
+    fn error(&self, mut err: ApiError) -> Response {
         if self.faults.html_errors {
-            let page = html_error_page(err.status);
+            let mut page = html_error_page(err.status);
+            if let Some(echo) = &self.echo {
+                page.push_str(&format!("<p>received Authorization: {echo}</p>\r\n"));
+            }
             return self.reply_bytes(
                 err.status,
                 "text/html",
                 page.into_bytes(),
                 err.retry_after.as_deref(),
             );
+        }
+        if let Some(echo) = &self.echo {
+            let message = match err.body.get_mut("error") {
+                Some(nested) => nested.get_mut("message"),
+                None => err.body.get_mut("message"),
+            };
+            if let Some(Value::String(message)) = message {
+                message.push_str(&format!(" (received Authorization: {echo})"));
+            }
         }
         self.reply(err.status, &err.body, err.retry_after.as_deref())
     }
@@ -411,6 +428,7 @@ async fn api(State(shared): State<Arc<Shared>>, request: axum::extract::Request)
     let record = shared.record(RecordedRequest {
         method: parts.method.to_string(),
         path: parts.uri.path().to_string(),
+        query: parts.uri.query().map(str::to_string),
         headers: parts
             .headers
             .iter()
@@ -431,6 +449,7 @@ async fn api(State(shared): State<Arc<Shared>>, request: axum::extract::Request)
         shared: shared.clone(),
         record,
         faults: BodyFaults::default(),
+        echo: None,
     };
 
     let headers = &parts.headers;
@@ -448,6 +467,11 @@ async fn api(State(shared): State<Arc<Shared>>, request: axum::extract::Request)
         Err(message) => return ex.error(ApiError::invalid_parameter(message)),
     };
     ex.faults.html_errors = controls.html_errors;
+    if controls.echo_auth {
+        ex.echo = headers
+            .get(header::AUTHORIZATION)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    }
     // Complete answers only: errors (even to a streaming request) and non-streaming 200s.
     ex.faults.cut = controls.malformed_at.is_some();
     if !streaming {
@@ -605,7 +629,10 @@ fn create(ex: &Exchange, controls: &Controls, body: Option<&[u8]>) -> Response {
         },
     };
 
-    let plan = answer::plan(&req, history.as_deref(), controls);
+    let mut plan = answer::plan(&req, history.as_deref(), controls);
+    if let Some(echo) = &ex.echo {
+        plan.text = Some(vec![format!("echo: {echo}")]);
+    }
     let meta = Meta::new(&req.model, req.raw.clone());
     let rendered = Rendered::new(plan);
     let response = rendered.response(&meta, &ending);
@@ -627,6 +654,7 @@ fn create(ex: &Exchange, controls: &Controls, body: Option<&[u8]>) -> Response {
     }
 
     let events = rendered.events(&meta, &ending);
+    let echo = ex.echo.clone();
     let framing = Framing {
         quirks: ex.shared.config.quirks,
         split: ex.shared.config.split_writes,
@@ -635,10 +663,14 @@ fn create(ex: &Exchange, controls: &Controls, body: Option<&[u8]>) -> Response {
     let script = Script::new(&events, framing, controls, gate);
     lock(&ex.record).status = 200;
     let body = RecordingBody::new(script, ex.shared.clone(), ex.record.clone());
-    Response::builder()
+    let mut builder = Response::builder()
         .status(200)
         .header(header::CONTENT_TYPE, "text/event-stream")
-        .header(header::CACHE_CONTROL, "no-cache")
+        .header(header::CACHE_CONTROL, "no-cache");
+    if let Some(echo) = echo {
+        builder = builder.header("x-mock-echo-authorization", echo);
+    }
+    builder
         .body(Body::from_stream(body))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }

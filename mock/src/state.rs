@@ -16,6 +16,8 @@ use crate::config::MockConfig;
 pub struct RecordedRequest {
     pub method: String,
     pub path: String,
+    /// The raw query string, if any.
+    pub query: Option<String>,
     /// Lower-case names, in the order received.
     pub headers: Vec<(String, String)>,
     /// The body parsed as JSON, if it was JSON.

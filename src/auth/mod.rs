@@ -52,6 +52,10 @@ pub enum AuthError {
     )]
     ModelNotAllowed { model: String, allowed: String },
     #[error(
+        "This API key may use only some models (allowed: {allowed}): the request must name one in 'model'."
+    )]
+    ModelRequired { allowed: String },
+    #[error(
         "Rate limit reached for this API key on {}: Limit {limit}, Used {used}. Please try again in {}.",
         kind.describe(),
         limits::go_duration(*retry_after)
@@ -146,12 +150,23 @@ impl Caller {
         self.0.as_ref().and_then(|k| k.allowed_regions())
     }
 
-    /// See [`ClientKey::check_model`]; always `Ok` without a key.
-    pub fn check_model(&self, requested: &str, resolved: &str) -> Result<(), AuthError> {
-        match &self.0 {
-            Some(key) => key.check_model(requested, resolved),
-            None => Ok(()),
+    /// See [`ClientKey::check_model`]; always `Ok` without a key. A request without a
+    /// model (absent, `null`, or only a `prompt` template) is refused for a key limited to
+    /// some models: the upstream would pick one, unchecked.
+    pub fn check_model(&self, requested: Option<(&str, &str)>) -> Result<(), AuthError> {
+        match (&self.0, requested) {
+            (None, _) => Ok(()),
+            (Some(key), Some((requested, resolved))) => key.check_model(requested, resolved),
+            (Some(key), None) if key.models.is_empty() => Ok(()),
+            (Some(key), None) => Err(AuthError::ModelRequired {
+                allowed: key.models.join(", "),
+            }),
         }
+    }
+
+    /// The id of the team key, which owns the responses it creates.
+    pub fn key_id(&self) -> Option<&str> {
+        self.0.as_ref().map(|k| k.id.as_str())
     }
 }
 

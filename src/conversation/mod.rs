@@ -6,14 +6,17 @@
 //! created it: a follow-up sent elsewhere fails. The gateway therefore remembers every id it
 //! sees with its region and routes follow-ups and `GET/DELETE /v1/responses/{id}` home.
 //!
-//! Store failures never fail a request: affinity is best effort (logged), because refusing
-//! to serve when the store hiccups would be worse than an occasional wrong-region 400.
+//! Every id also remembers the team key that created it (its *owner*): with team keys, an id
+//! is visible only to its owner ([`may_use`]), and an id the store does not know is treated
+//! as someone else's. Without team keys, store failures never fail a request: affinity is
+//! best effort (logged), because refusing to serve when the store hiccups would be worse
+//! than an occasional wrong-region 400.
 
 mod replay;
 
 pub use replay::{ReplayError, replay_input, request_input};
 
-use crate::store::{Store, Turn};
+use crate::store::{Affinity, Store, StoreError, Turn};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,15 +49,9 @@ impl Conversations {
         self.keep_turns
     }
 
-    /// The region that created `response_id`, if the gateway saw it.
-    pub async fn home_of(&self, response_id: &str) -> Option<String> {
-        match self.store.get_affinity(response_id).await {
-            Ok(home) => home,
-            Err(err) => {
-                tracing::warn!(error = %err, "affinity lookup failed; routing by preference");
-                None
-            }
-        }
+    /// The region and owner of `response_id`, if the gateway saw it.
+    pub async fn lookup(&self, response_id: &str) -> Result<Option<Affinity>, StoreError> {
+        self.store.get_affinity(response_id).await
     }
 
     /// Deletes expired records every `every` in the background, for the process's lifetime.
@@ -86,26 +83,37 @@ impl Conversations {
         });
     }
 
-    /// The full input to send instead of `previous_response_id` + `input`.
-    pub async fn replay(&self, previous: &str, input: &Value) -> Result<Vec<Value>, ReplayError> {
+    /// The full input to send instead of `previous_response_id` + `input`, from turns
+    /// `owner` created only (any turn, without team keys).
+    pub async fn replay(
+        &self,
+        previous: &str,
+        input: &Value,
+        owner: Option<&str>,
+    ) -> Result<Vec<Value>, ReplayError> {
         let history = self
             .store
             .history(previous, self.max_turns)
             .await
             .map_err(|e| ReplayError::Store(e.to_string()))?;
+        if owner.is_some() && history.turns.iter().any(|t| t.owner.as_deref() != owner) {
+            return Err(ReplayError::Incomplete(previous.to_owned()));
+        }
         replay_input(&history, previous, input)
     }
 
-    /// A recorder for one response created in `region` (see [`TurnRecorder`]).
+    /// A recorder for one response created in `region` by `owner` (see [`TurnRecorder`]).
     pub fn recorder(
         self: &Arc<Self>,
         region: Arc<str>,
+        owner: Option<String>,
         previous: Option<String>,
         input: Option<Vec<Value>>,
     ) -> TurnRecorder {
         TurnRecorder {
             conversations: self.clone(),
             region,
+            owner,
             previous,
             input: if self.keep_turns { input } else { None },
             remembered: None,
@@ -119,6 +127,7 @@ impl Conversations {
 pub struct TurnRecorder {
     conversations: Arc<Conversations>,
     region: Arc<str>,
+    owner: Option<String>,
     previous: Option<String>,
     input: Option<Vec<Value>>,
     remembered: Option<String>,
@@ -171,10 +180,11 @@ impl TurnRecorder {
         }
         self.remembered = Some(id.to_owned());
         let store = self.conversations.store.clone();
-        let (id, region) = (id.to_owned(), self.region.to_string());
+        let id = id.to_owned();
+        let affinity = Affinity::new(self.region.to_string(), self.owner.clone());
         let ttl = self.conversations.affinity_ttl;
         Some(Box::pin(async move {
-            if let Err(err) = store.put_affinity(&id, &region, ttl).await {
+            if let Err(err) = store.put_affinity(&id, &affinity, ttl).await {
                 tracing::warn!(error = %err, "could not remember a response id's region");
             }
         }))
@@ -203,6 +213,7 @@ impl TurnRecorder {
                 .get("created_at")
                 .and_then(Value::as_i64)
                 .unwrap_or_default(),
+            owner: self.owner.clone(),
         };
         let store = self.conversations.store.clone();
         let ttl = self.conversations.affinity_ttl;
@@ -213,6 +224,13 @@ impl TurnRecorder {
         }));
         writes
     }
+}
+
+/// Whether a caller may see a response whose record is `affinity`: always without team
+/// keys (`caller` `None`), else only the key that created it. An id without owner (created
+/// without team keys, or stored before owners were recorded) is no team key's.
+pub fn may_use(affinity: &Affinity, caller: Option<&str>) -> bool {
+    caller.is_none_or(|key| affinity.owner.as_deref() == Some(key))
 }
 
 type Write = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;

@@ -119,6 +119,7 @@ mod tests {
             input: request_input(Some(&input)),
             output: output.as_array().cloned().unwrap_or_default(),
             created_at: 0,
+            owner: None,
         }
     }
 

@@ -152,9 +152,11 @@ impl LogLine {
         let ttfb_ms = first_byte.map(|t| t.duration_since(self.start).as_secs_f64() * 1e3);
         tracing::info!(
             target: "qwen_gateway::access",
-            request_id = %self.request_id,
-            method = %self.method,
-            path = %self.path,
+            // Client-derived text as `&str`: the text format quotes and escapes those, so
+            // no value can forge another field (JSON escapes anyway).
+            request_id = self.request_id.as_str(),
+            method = self.method.as_str(),
+            path = self.path.as_str(),
             status = self.status,
             region = info.region.as_deref().unwrap_or("-"),
             model = info

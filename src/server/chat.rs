@@ -15,7 +15,7 @@ use crate::translate::{
     ChatContext, ChatLimits, ChatPlan, ChunkOut, ChunkTranslator, CompletionBuilder, StreamContext,
     chat_to_responses, normalize_upstream_error, usage_chunk,
 };
-use crate::upstream::{self, Limits, UpstreamRequest, UpstreamResponse};
+use crate::upstream::{self, Endpoint, Limits, Target, UpstreamRequest, UpstreamResponse};
 use crate::usage::Usage;
 use axum::Json;
 use axum::body::Body;
@@ -23,7 +23,7 @@ use axum::extract::{Extension, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use http::{HeaderMap, HeaderValue, Method, header};
+use http::{HeaderMap, HeaderValue, header};
 use serde_json::Value;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -44,16 +44,19 @@ pub async fn completions(
     let mut chat: Value = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::invalid_request(format!("The request body is not valid JSON: {e}"))
     })?;
-    if let Some(model) = chat.get("model").and_then(Value::as_str) {
-        let resolved = state.models.resolve(model).to_owned();
-        let known = state.models.is_known(&resolved);
-        meta.update(|i| {
-            i.model = Some(resolved.clone());
-            i.model_known = known;
-            i.stream = chat.get("stream").and_then(Value::as_bool).unwrap_or(false);
-        });
-        caller.check_model(model, &resolved)?;
-        chat["model"] = Value::String(resolved);
+    match chat.get("model").and_then(Value::as_str) {
+        Some(model) => {
+            let resolved = state.models.resolve(model).to_owned();
+            let known = state.models.is_known(&resolved);
+            meta.update(|i| {
+                i.model = Some(resolved.clone());
+                i.model_known = known;
+                i.stream = chat.get("stream").and_then(Value::as_bool).unwrap_or(false);
+            });
+            caller.check_model(Some((model, &resolved)))?;
+            chat["model"] = Value::String(resolved);
+        }
+        None => caller.check_model(None)?,
     }
     let limits = ChatLimits {
         max_n: state.settings.chat.max_n,
@@ -71,7 +74,7 @@ pub async fn completions(
         serde_json::to_vec(&plan.body)
             .map_err(|e| ApiError::invalid_request(format!("Invalid request: {e}")))?,
     );
-    let forward = headers::to_upstream(&client_headers);
+    let forward = headers::to_upstream(&client_headers, &state.forward_headers);
     let regions = caller.allowed_regions();
     let opened = futures_util::future::join_all(
         (0..plan.n).map(|_| open(&state, &forward, upstream_body.clone(), &regions, &meta)),
@@ -104,7 +107,7 @@ async fn open(
         header::ACCEPT,
         HeaderValue::from_static("text/event-stream"),
     );
-    let mut request = UpstreamRequest::new(Method::POST, "/responses", headers, body);
+    let mut request = UpstreamRequest::new(Target::new(Endpoint::Create), headers, body);
     request.allowed_regions = allowed_regions.clone();
     let mut upstream = state.upstream.send(request).await?;
     meta.update(|i| i.region = Some(upstream.region.clone()));

@@ -1,34 +1,11 @@
 //! Which headers cross the gateway, in each direction.
+//!
+//! Towards the upstream an allowlist (`upstream.forward_headers`, checked against
+//! [`crate::header_policy`] at start-up) plus the gateway's own `x-request-id`; towards the
+//! client a denylist of framing and hop-by-hop headers (the upstream's answer is the
+//! client's to read, secrets scrubbed by `upstream`).
 
 use http::{HeaderMap, HeaderName, header};
-
-/// Client headers that never travel upstream: credentials (the gateway injects its own key),
-/// hop-by-hop headers (RFC 9110 §7.6.1), and headers the HTTP client sets itself.
-/// `accept-encoding` is dropped so the upstream answers uncompressed: the gateway reads
-/// response ids and usage out of the bytes it relays.
-const REQUEST_DENY: &[&str] = &[
-    "authorization",
-    "api-key",
-    "x-api-key",
-    "cookie",
-    "host",
-    "content-length",
-    "accept-encoding",
-    "connection",
-    "keep-alive",
-    "proxy-authorization",
-    "proxy-authenticate",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-forwarded-proto",
-    "x-real-ip",
-];
 
 /// Upstream headers not relayed: hop-by-hop, framing (recomputed by the server), cookies,
 /// and the upstream's own request id (the client gets the gateway's, which was also sent
@@ -76,10 +53,57 @@ fn filter(headers: &HeaderMap, deny: &[&str]) -> HeaderMap {
     out
 }
 
-/// The client's headers as they may be sent upstream (the key is added by `upstream`).
-pub fn to_upstream(client: &HeaderMap) -> HeaderMap {
-    filter(client, REQUEST_DENY)
+/// `upstream.forward_headers`, parsed once: exact names and `prefix*` patterns.
+#[derive(Debug, Clone, Default)]
+pub struct ForwardHeaders {
+    exact: Vec<HeaderName>,
+    prefixes: Vec<String>,
 }
+
+impl ForwardHeaders {
+    /// Entries that do not parse were refused by config validation already; skipped here.
+    pub fn new(entries: &[String]) -> Self {
+        let mut out = Self::default();
+        for entry in entries.iter().map(|e| e.to_ascii_lowercase()) {
+            match entry.strip_suffix('*') {
+                Some(prefix) if !prefix.is_empty() => out.prefixes.push(prefix.to_owned()),
+                Some(_) => {}
+                None => out
+                    .exact
+                    .extend(HeaderName::from_bytes(entry.as_bytes()).ok()),
+            }
+        }
+        out
+    }
+
+    fn allows(&self, name: &HeaderName) -> bool {
+        self.exact.contains(name)
+            || (self
+                .prefixes
+                .iter()
+                .any(|p| name.as_str().starts_with(p.as_str()))
+                && crate::header_policy::check_forwardable(name.as_str()).is_ok())
+    }
+}
+
+/// The client's headers that may be sent upstream: those `allow` names, less any the
+/// client declared hop-by-hop, plus `x-request-id` (by then the gateway's validated id).
+/// The key is added by `upstream`.
+pub fn to_upstream(client: &HeaderMap, allow: &ForwardHeaders) -> HeaderMap {
+    let hop_by_hop = connection_tokens(client);
+    let mut out = HeaderMap::new();
+    for (name, value) in client {
+        if allow.allows(name) && !hop_by_hop.iter().any(|t| t == name.as_str()) {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    if let Some(id) = client.get(REQUEST_ID) {
+        out.insert(REQUEST_ID, id.clone());
+    }
+    out
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The upstream's headers as they may be relayed to the client.
 pub fn to_client(upstream: &HeaderMap) -> HeaderMap {
@@ -92,21 +116,26 @@ mod tests {
     use http::HeaderValue;
 
     #[test]
-    fn credentials_and_hop_by_hop_are_dropped() {
+    fn only_allowlisted_headers_and_the_request_id_go_upstream() {
         let mut h = HeaderMap::new();
         h.insert("authorization", HeaderValue::from_static("Bearer client"));
-        h.insert("api-key", HeaderValue::from_static("client"));
-        h.insert("x-api-key", HeaderValue::from_static("client"));
-        h.insert(
-            "connection",
-            HeaderValue::from_static("keep-alive, x-secret-hop"),
-        );
-        h.insert("x-secret-hop", HeaderValue::from_static("1"));
+        h.insert("x-dashscope-workspace", HeaderValue::from_static("ws"));
+        h.insert("connection", HeaderValue::from_static("keep-alive, accept"));
+        h.insert("accept", HeaderValue::from_static("text/event-stream"));
+        h.insert("x-unknown", HeaderValue::from_static("1"));
         h.insert("content-type", HeaderValue::from_static("application/json"));
         h.insert("x-request-id", HeaderValue::from_static("abc"));
-        let out = to_upstream(&h);
-        assert_eq!(out.len(), 2);
+        h.insert("x-mock-status", HeaderValue::from_static("503"));
+        let allow = ForwardHeaders::new(&[
+            "content-type".into(),
+            "Accept".into(),
+            "x-mock-*".into(),
+            "x-*".into(),
+        ]);
+        let out = to_upstream(&h, &allow);
+        assert_eq!(out.len(), 4, "{out:?}");
         assert!(out.contains_key("content-type") && out.contains_key("x-request-id"));
+        assert!(out.contains_key("x-mock-status") && out.contains_key("x-unknown"));
     }
 
     #[test]

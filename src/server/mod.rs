@@ -39,6 +39,8 @@ pub struct AppState {
     /// `gateway_shutting_down` error instead of being cut mid-event, and handlers still
     /// waiting for the upstream answer 503.
     pub grace_over: CancellationToken,
+    /// `upstream.forward_headers`, parsed once.
+    pub forward_headers: Arc<headers::ForwardHeaders>,
 }
 
 impl AppState {
@@ -55,6 +57,9 @@ impl AppState {
         let conversations =
             Conversations::new(store, s.affinity_ttl, s.conversations, s.max_replay_turns);
         Ok(Self {
+            forward_headers: Arc::new(headers::ForwardHeaders::new(
+                &settings.upstream.forward_headers,
+            )),
             auth: Arc::new(auth),
             ledger,
             conversations: Arc::new(conversations),
@@ -67,6 +72,9 @@ impl AppState {
 
     /// Turns the `/admin` API on with this bearer token (`None` or empty: it answers 404).
     pub fn with_admin_token(mut self, token: Option<Secret>) -> Self {
+        if let Some(token) = token.as_ref().filter(|t| !t.expose().trim().is_empty()) {
+            self.upstream.also_scrub("admin token", token.expose());
+        }
         let store = self.conversations.store().clone();
         self.auth = Arc::new(Auth::new(&self.settings.auth, store).with_admin_token(token));
         self
@@ -79,9 +87,15 @@ pub fn router(state: AppState) -> Router {
     let grace_over = state.grace_over.clone();
     let api = Router::new()
         .route("/v1/responses", post(responses::create))
+        // Exactly the id endpoints the gateway serves: any other path under
+        // /v1/responses/ (an extra segment, a traversal) is the 404 fallback.
         .route(
-            "/v1/responses/{*rest}",
-            get(responses::by_id).delete(responses::by_id),
+            "/v1/responses/{id}",
+            get(responses::retrieve).delete(responses::delete),
+        )
+        .route(
+            "/v1/responses/{id}/input_items",
+            get(responses::input_items),
         )
         .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/models", get(info::list_models))
@@ -92,6 +106,15 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/keys", get(admin::list_keys).post(admin::create_key))
         .route("/admin/keys/{id_or_name}", delete(admin::revoke_key))
         .route("/admin/usage", get(admin::usage))
+        // The admin sees every tenant's responses (no owner check: no team key here).
+        .route(
+            "/admin/responses/{id}",
+            get(responses::retrieve).delete(responses::delete),
+        )
+        .route(
+            "/admin/responses/{id}/input_items",
+            get(responses::input_items),
+        )
         .fallback(info::not_found)
         .method_not_allowed_fallback(info::method_not_allowed)
         .with_state(state.clone());
@@ -100,6 +123,7 @@ pub fn router(state: AppState) -> Router {
     // and wrong methods included), inside the access log so refusals are logged too.
     let app = api.layer(
         ServiceBuilder::new()
+            .layer(axum::middleware::map_request(drop_invalid_request_id))
             .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
             .layer(PropagateRequestIdLayer::new(request_id))
             .layer(from_fn_with_state(
@@ -116,6 +140,32 @@ pub fn router(state: AppState) -> Router {
         Some(cors) => app.layer(cors),
         None => app,
     }
+}
+
+/// A client's `x-request-id` is kept only when it is one value of 1 to 128 ASCII letters,
+/// digits, `.`, `_`, `:` or `-`; otherwise it is removed, and `SetRequestIdLayer` gives the
+/// request a fresh UUID. The id goes into logs, upstream headers and answers: it must not
+/// carry anything else.
+async fn drop_invalid_request_id(mut request: axum::extract::Request) -> axum::extract::Request {
+    let headers = request.headers_mut();
+    let mut values = headers.get_all("x-request-id").iter();
+    let valid = match (values.next(), values.next()) {
+        (Some(value), None) => is_valid_request_id(value.as_bytes()),
+        (None, _) => true,
+        (Some(_), Some(_)) => false,
+    };
+    if !valid {
+        headers.remove("x-request-id");
+    }
+    request
+}
+
+/// The request-id grammar (see [`drop_invalid_request_id`]).
+pub fn is_valid_request_id(id: &[u8]) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 /// CORS for `server.cors_allow_origins` (`None` when empty: CORS stays off). Credentials

@@ -9,14 +9,19 @@ use super::{body, headers, relay};
 use crate::auth::Caller;
 use crate::conversation::{self, TurnRecorder};
 use crate::error::ApiError;
+use crate::store::Affinity;
 use crate::translate::normalize_upstream_error;
-use crate::upstream::{UpstreamError, UpstreamRequest, UpstreamResponse};
+use crate::upstream::endpoint::MAX_RESPONSE_ID_LEN;
+use crate::upstream::{
+    Endpoint, ResponseId, Target, UpstreamError, UpstreamRequest, UpstreamResponse,
+};
 use crate::usage::Usage;
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Extension, Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::{HeaderMap, Method};
+use http::HeaderMap;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -83,18 +88,30 @@ pub async fn create(
     let probe = probe(&bytes)?;
     let mut bytes = bytes;
     meta.update(|i| i.stream = probe.stream.unwrap_or(false));
-    if let Some(model) = probe.model.as_deref() {
-        let upstream_model = state.models.resolve(model);
-        let known = state.models.is_known(upstream_model);
-        meta.update(|i| {
-            i.model = Some(upstream_model.to_owned());
-            i.model_known = known;
-        });
-        caller.check_model(model, upstream_model)?;
-        if upstream_model != model {
-            bytes = rewrite_model(bytes, upstream_model)?;
+    match probe.model.as_deref() {
+        Some(model) => {
+            let upstream_model = state.models.resolve(model);
+            let known = state.models.is_known(upstream_model);
+            meta.update(|i| {
+                i.model = Some(upstream_model.to_owned());
+                i.model_known = known;
+            });
+            caller.check_model(Some((model, upstream_model)))?;
+            if upstream_model != model {
+                bytes = rewrite_model(bytes, upstream_model)?;
+            }
         }
+        None => caller.check_model(None)?,
     }
+    let previous = match probe.previous_response_id.filter(|id| !id.is_empty()) {
+        Some(raw) => Some(
+            ResponseId::parse(&raw)
+                .ok_or_else(|| invalid_id("previous_response_id"))?
+                .as_str()
+                .to_owned(),
+        ),
+        None => None,
+    };
     let conversations = &state.conversations;
     // The turn's input, kept only when replay is on (it is conversation content).
     let input = conversations
@@ -102,16 +119,16 @@ pub async fn create(
         .then(|| serde_json::from_slice::<Value>(&bytes).ok())
         .flatten()
         .map(|body| conversation::request_input(body.get("input")));
-    let previous = probe.previous_response_id.filter(|id| !id.is_empty());
     let mut request = UpstreamRequest::new(
-        Method::POST,
-        "/responses",
-        headers::to_upstream(&client_headers),
+        Target::new(Endpoint::Create),
+        headers::to_upstream(&client_headers, &state.forward_headers),
         bytes,
     );
     request.allowed_regions = caller.allowed_regions();
     if let Some(previous) = &previous {
-        request.affinity = conversations.home_of(previous).await;
+        request.affinity = home_for(&state, &caller, previous, "previous_response_id")
+            .await?
+            .map(|home| home.region);
     }
     // One deadline for the home region's walk and a replay after it.
     request.deadline = Some(std::time::Instant::now() + state.upstream.limits().failover_deadline);
@@ -121,7 +138,7 @@ pub async fn create(
     let upstream = match (state.upstream.send(request).await, for_replay) {
         (Err(UpstreamError::HomeRegionUnavailable { region, reason }), Some(request)) => {
             let previous = previous.as_deref().unwrap_or_default();
-            let mut replayed = replay_request(&state, request, previous)
+            let mut replayed = replay_request(&state, request, previous, caller.key_id())
                 .await
                 .map_err(|e| {
                     ApiError::from(UpstreamError::HomeRegionUnavailable {
@@ -135,8 +152,52 @@ pub async fn create(
         }
         (other, _) => other?,
     };
-    let recorder = conversations.recorder(upstream.region.clone(), previous, input);
+    let owner = caller.key_id().map(str::to_owned);
+    let recorder = conversations.recorder(upstream.region.clone(), owner, previous, input);
     relay_response(&state, upstream, meta, Some(recorder)).await
+}
+
+/// 400 for an id outside [`ResponseId`]'s grammar. The id is not echoed: it is hostile
+/// input by definition.
+fn invalid_id(param: &str) -> ApiError {
+    ApiError::invalid_request(format!(
+        "Invalid '{param}': a response id is 1 to {MAX_RESPONSE_ID_LEN} ASCII letters, digits, '-' or '_'."
+    ))
+    .with_param(param)
+    .with_code("invalid_response_id")
+}
+
+/// Where `id` lives, if the caller may use it. With team keys, an id of another key, or one
+/// the store does not know, is `404 not_found` as if it did not exist (nothing is sent
+/// upstream), and a store failure is a 503 (failing closed). Without team keys the lookup is
+/// best effort: unknown ids and store failures route by region preference.
+async fn home_for(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    param: &str,
+) -> Result<Option<Affinity>, ApiError> {
+    let found = state.conversations.lookup(id).await;
+    let Some(key) = caller.key_id() else {
+        return Ok(found.unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "affinity lookup failed; routing by preference");
+            None
+        }));
+    };
+    match found {
+        Ok(Some(home)) if conversation::may_use(&home, Some(key)) => Ok(Some(home)),
+        Ok(_) => {
+            Err(ApiError::not_found(format!("No response found with id '{id}'.")).with_param(param))
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "affinity lookup failed; refusing (team keys fail closed)");
+            Err(ApiError::server(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                "The gateway's response store is unavailable; retry shortly.",
+            )
+            .with_code("store_unavailable"))
+        }
+    }
 }
 
 /// The same request with the whole conversation as input and no `previous_response_id`,
@@ -145,12 +206,13 @@ async fn replay_request(
     state: &AppState,
     mut request: UpstreamRequest,
     previous: &str,
+    owner: Option<&str>,
 ) -> Result<UpstreamRequest, String> {
     let mut body: Value = serde_json::from_slice(&request.body).map_err(|e| e.to_string())?;
     let input = body.get("input").cloned().unwrap_or(Value::Null);
     let items = state
         .conversations
-        .replay(previous, &input)
+        .replay(previous, &input, owner)
         .await
         .map_err(|e| e.to_string())?;
     if let Some(obj) = body.as_object_mut() {
@@ -164,37 +226,84 @@ async fn replay_request(
     Ok(request)
 }
 
-/// `GET`/`DELETE /v1/responses/{id}` and sub-paths such as `/input_items`: sent to the
-/// region that created the id.
-pub async fn by_id(
+/// `GET /v1/responses/{id}`.
+pub async fn retrieve(
     State(state): State<AppState>,
     Extension(meta): Extension<RequestMeta>,
     caller: Caller,
-    method: Method,
-    Path(rest): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
     client_headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = rest.split('/').next().unwrap_or_default().to_owned();
-    let mut path = format!("/responses/{rest}");
-    if let Some(q) = query {
-        path.push('?');
-        path.push_str(&q);
+    let endpoint = Endpoint::Retrieve(parse_id(id)?);
+    by_id(&state, meta, &caller, endpoint, query, &client_headers).await
+}
+
+/// `DELETE /v1/responses/{id}`.
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(meta): Extension<RequestMeta>,
+    caller: Caller,
+    id: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+    client_headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let endpoint = Endpoint::Delete(parse_id(id)?);
+    by_id(&state, meta, &caller, endpoint, query, &client_headers).await
+}
+
+/// `GET /v1/responses/{id}/input_items`.
+pub async fn input_items(
+    State(state): State<AppState>,
+    Extension(meta): Extension<RequestMeta>,
+    caller: Caller,
+    id: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+    client_headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let endpoint = Endpoint::InputItems(parse_id(id)?);
+    by_id(&state, meta, &caller, endpoint, query, &client_headers).await
+}
+
+/// The decoded `{id}` path segment, checked against the id grammar (a segment that does
+/// not even decode, e.g. `%FF`, is refused the same way).
+fn parse_id(raw: Result<Path<String>, PathRejection>) -> Result<ResponseId, ApiError> {
+    raw.ok()
+        .and_then(|Path(id)| ResponseId::parse(&id))
+        .ok_or_else(|| invalid_id("response_id"))
+}
+
+/// Sends an id's request to the region that created the id (see [`home_for`]).
+async fn by_id(
+    state: &AppState,
+    meta: RequestMeta,
+    caller: &Caller,
+    endpoint: Endpoint,
+    query: Option<String>,
+    client_headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = endpoint
+        .response_id()
+        .map(|id| id.as_str().to_owned())
+        .unwrap_or_default();
+    let home = home_for(state, caller, &id, "response_id").await?;
+    let deleting = matches!(endpoint, Endpoint::Delete(_));
+    let (target, dropped) = Target::with_client_query(endpoint, query.as_deref());
+    if !dropped.is_empty() {
+        tracing::debug!(params = ?dropped, "query parameters this endpoint does not document were dropped");
     }
-    let deleting = method == Method::DELETE && !rest.contains('/');
     let mut request = UpstreamRequest::new(
-        method,
-        path,
-        headers::to_upstream(&client_headers),
+        target,
+        headers::to_upstream(client_headers, &state.forward_headers),
         Bytes::new(),
     );
     request.allowed_regions = caller.allowed_regions();
-    request.affinity = state.conversations.home_of(&id).await;
+    request.affinity = home.map(|home| home.region);
     let upstream = state.upstream.send(request).await?;
     if deleting && upstream.status.is_success() {
         state.conversations.forget(&id);
     }
-    relay_response(&state, upstream, meta, None).await
+    relay_response(state, upstream, meta, None).await
 }
 
 /// Status, relayable headers and body exactly as the upstream sent them; a created

@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use super::{
-    Clock, History, KeyRecord, StoreError, Turn, UsageDelta, UsageRow, key_conflict, walk_chain,
+    Affinity, Clock, History, KeyRecord, StoreError, Turn, UsageDelta, UsageRow, key_conflict,
+    walk_chain,
 };
 
 /// A value and the unix-millisecond instant it stops being visible.
@@ -90,7 +91,7 @@ impl<T> Bounded<T> {
 
 #[derive(Debug)]
 struct Maps {
-    affinity: Mutex<Bounded<String>>,
+    affinity: Mutex<Bounded<Affinity>>,
     turns: Mutex<Bounded<Turn>>,
     /// By id; a handful of keys, so lookups by name or hash just scan.
     keys: Mutex<HashMap<String, KeyRecord>>,
@@ -137,18 +138,18 @@ impl MemoryStore {
     pub(crate) fn put_affinity(
         &self,
         response_id: &str,
-        region: &str,
+        affinity: &Affinity,
         ttl: Duration,
     ) -> Result<(), StoreError> {
         let entry = Expiring {
-            value: region.to_owned(),
+            value: affinity.clone(),
             expires_at: self.clock.expiry(ttl),
         };
         lock(&self.maps.affinity).insert(response_id.to_owned(), entry);
         Ok(())
     }
 
-    pub(crate) fn get_affinity(&self, response_id: &str) -> Result<Option<String>, StoreError> {
+    pub(crate) fn get_affinity(&self, response_id: &str) -> Result<Option<Affinity>, StoreError> {
         let now = self.clock.now_millis();
         Ok(lock(&self.maps.affinity)
             .get(response_id)

@@ -63,6 +63,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         tool_calls       INTEGER NOT NULL,
         PRIMARY KEY (day, key_id, model, region)
      ) WITHOUT ROWID;",
+    // 3: the team key (id) that created each response and turn (tenant isolation); NULL for
+    // rows written before, which team keys therefore never see.
+    "ALTER TABLE affinity ADD COLUMN owner TEXT;
+     ALTER TABLE turns ADD COLUMN owner TEXT;",
 ];
 
 /// Brings the schema up to date in one IMMEDIATE transaction, so two gateways starting on

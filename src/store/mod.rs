@@ -26,7 +26,7 @@ use std::time::Duration;
 pub(crate) use chain::walk_chain;
 pub use clock::Clock;
 pub(crate) use records::key_conflict;
-pub use records::{KeyRecord, UsageDelta, UsageRow};
+pub use records::{Affinity, KeyRecord, UsageDelta, UsageRow};
 
 /// The configured state store. Cloning is cheap and clones share the same state.
 #[derive(Debug, Clone)]
@@ -91,6 +91,10 @@ pub struct Turn {
     pub output: Vec<serde_json::Value>,
     /// Unix seconds.
     pub created_at: i64,
+    /// The team key (id) that created it, as in [`Affinity::owner`]: a replay uses only
+    /// turns of the key asking.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// A conversation chain, oldest turn first.
@@ -161,18 +165,18 @@ impl Store {
         }
     }
 
-    /// Records which region created `response_id`: Model Studio ids exist only there.
+    /// Records which region (and team key) created `response_id`.
     pub async fn put_affinity(
         &self,
         response_id: &str,
-        region: &str,
+        affinity: &Affinity,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        dispatch!(self, put_affinity(response_id, region, ttl))
+        dispatch!(self, put_affinity(response_id, affinity, ttl))
     }
 
-    /// The region that created `response_id`; `None` when unknown or expired.
-    pub async fn get_affinity(&self, response_id: &str) -> Result<Option<String>, StoreError> {
+    /// The region and owner of `response_id`; `None` when unknown or expired.
+    pub async fn get_affinity(&self, response_id: &str) -> Result<Option<Affinity>, StoreError> {
         dispatch!(self, get_affinity(response_id))
     }
 

@@ -4,6 +4,27 @@ use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 
+/// Where a response id lives and who may see it: the region that created it (Model Studio
+/// ids exist only there) and the team key that did (its id), so one tenant never reads,
+/// deletes or continues another's responses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Affinity {
+    pub region: String,
+    /// `None`: created without a team key (`auth.mode = "none"`), or stored before owners
+    /// were recorded; team keys never see such an id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+impl Affinity {
+    pub fn new(region: impl Into<String>, owner: Option<String>) -> Self {
+        Self {
+            region: region.into(),
+            owner,
+        }
+    }
+}
+
 /// A team API key as the gateway keeps it.
 ///
 /// Only the SHA-256 of the raw key is stored, so a leaked database does not leak usable

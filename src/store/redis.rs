@@ -18,7 +18,7 @@ use ::redis::{Cmd, Pipeline, RedisError, Script, cmd, pipe};
 
 use super::chain::ChainWalk;
 use super::records::{KeyField, USAGE_COUNTERS, to_i64, to_u64};
-use super::{History, KeyRecord, StoreError, Turn, UsageDelta, UsageRow};
+use super::{Affinity, History, KeyRecord, StoreError, Turn, UsageDelta, UsageRow};
 
 /// The key prefix `Store::open` uses; tests pick their own to share a server safely.
 pub const DEFAULT_PREFIX: &str = "qgw:";
@@ -167,20 +167,31 @@ impl RedisStore {
     pub(crate) async fn put_affinity(
         &self,
         response_id: &str,
-        region: &str,
+        affinity: &Affinity,
         ttl: Duration,
     ) -> Result<(), StoreError> {
         let key = self.key("affinity", response_id);
-        self.set_expiring("put_affinity", key, region.to_owned(), ttl)
-            .await
+        let json = serde_json::to_string(affinity).map_err(codec("put_affinity"))?;
+        self.set_expiring("put_affinity", key, json, ttl).await
     }
 
+    /// Values written before owners were recorded are a bare region name (never JSON:
+    /// region names are config keys), read as an id without owner.
     pub(crate) async fn get_affinity(
         &self,
         response_id: &str,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<Affinity>, StoreError> {
         let key = self.key("affinity", response_id);
-        self.query("get_affinity", cmd("GET").arg(key)).await
+        let value: Option<String> = self.query("get_affinity", cmd("GET").arg(key)).await?;
+        value
+            .map(|v| {
+                if v.starts_with('{') {
+                    serde_json::from_str(&v).map_err(codec("get_affinity"))
+                } else {
+                    Ok(Affinity::new(v, None))
+                }
+            })
+            .transpose()
     }
 
     pub(crate) async fn delete_affinity(&self, response_id: &str) -> Result<bool, StoreError> {

@@ -8,8 +8,8 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, TransactionBehavior, p
 
 use super::records::{USAGE_COUNTERS, to_i64, to_u64};
 use super::{
-    Clock, History, KeyRecord, StoreError, Turn, UsageDelta, UsageRow, key_conflict, migrations,
-    walk_chain,
+    Affinity, Clock, History, KeyRecord, StoreError, Turn, UsageDelta, UsageRow, key_conflict,
+    migrations, walk_chain,
 };
 
 /// How long a write waits for another process's lock before failing with "database is
@@ -69,16 +69,16 @@ impl SqliteStore {
     pub(crate) async fn put_affinity(
         &self,
         response_id: &str,
-        region: &str,
+        affinity: &Affinity,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        let (id, region) = (response_id.to_owned(), region.to_owned());
+        let (id, affinity) = (response_id.to_owned(), affinity.clone());
         let expires_at = self.clock.expiry(ttl);
         self.call("put_affinity", move |conn, _| {
             conn.execute(
-                "INSERT OR REPLACE INTO affinity (response_id, region, expires_at)
-                 VALUES (?1, ?2, ?3)",
-                params![id, region, expires_at],
+                "INSERT OR REPLACE INTO affinity (response_id, region, owner, expires_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![id, affinity.region, affinity.owner, expires_at],
             )
             .map_err(backend("put_affinity"))?;
             Ok(())
@@ -89,13 +89,13 @@ impl SqliteStore {
     pub(crate) async fn get_affinity(
         &self,
         response_id: &str,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<Affinity>, StoreError> {
         let id = response_id.to_owned();
         self.call("get_affinity", move |conn, now| {
             conn.query_row(
-                "SELECT region FROM affinity WHERE response_id = ?1 AND expires_at > ?2",
+                "SELECT region, owner FROM affinity WHERE response_id = ?1 AND expires_at > ?2",
                 params![id, now],
-                |row| row.get(0),
+                |row| Ok(Affinity::new(row.get::<_, String>(0)?, row.get(1)?)),
             )
             .optional()
             .map_err(backend("get_affinity"))
@@ -128,8 +128,8 @@ impl SqliteStore {
         self.call("put_turn", move |conn, _| {
             conn.execute(
                 "INSERT OR REPLACE INTO turns (response_id, previous_response_id, region,
-                     input_json, output_json, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                     input_json, output_json, created_at, expires_at, owner)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     turn.response_id,
                     turn.previous_response_id,
@@ -137,7 +137,8 @@ impl SqliteStore {
                     input,
                     output,
                     turn.created_at,
-                    expires_at
+                    expires_at,
+                    turn.owner
                 ],
             )
             .map_err(backend("put_turn"))?;
@@ -423,7 +424,8 @@ fn fetch_turn(
 ) -> Result<Option<Turn>, StoreError> {
     let row = conn
         .query_row(
-            "SELECT response_id, previous_response_id, region, input_json, output_json, created_at
+            "SELECT response_id, previous_response_id, region, input_json, output_json, created_at,
+                    owner
              FROM turns WHERE response_id = ?1 AND expires_at > ?2",
             params![id, now],
             |row| {
@@ -434,12 +436,14 @@ fn fetch_turn(
                     row.get::<_, String>(3)?,
                     row.get::<_, String>(4)?,
                     row.get::<_, i64>(5)?,
+                    row.get::<_, Option<String>>(6)?,
                 ))
             },
         )
         .optional()
         .map_err(backend(op))?;
-    let Some((response_id, previous_response_id, region, input, output, created_at)) = row else {
+    let Some((response_id, previous_response_id, region, input, output, created_at, owner)) = row
+    else {
         return Ok(None);
     };
     Ok(Some(Turn {
@@ -449,6 +453,7 @@ fn fetch_turn(
         input: serde_json::from_str(&input).map_err(codec(op))?,
         output: serde_json::from_str(&output).map_err(codec(op))?,
         created_at,
+        owner,
     }))
 }
 

@@ -1,25 +1,57 @@
 //! An upstream body that may start with bytes the router already read (held while it
 //! checked the first events for a failure), followed by the rest of the live response.
+//! Every live byte passes the [`Scrubber`] here, the one door upstream bytes come in by.
 
+use super::scrub::{Scrubber, StreamScrubber};
 use super::{Limits, UpstreamError};
 use bytes::Bytes;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 #[derive(Debug)]
 pub struct UpstreamBody {
     held: VecDeque<Bytes>,
-    rest: Option<reqwest::Response>,
+    rest: Option<Live>,
+}
+
+/// The part of the body still coming from the upstream.
+#[derive(Debug)]
+struct Live {
+    response: reqwest::Response,
+    scrubber: Arc<Scrubber>,
+    scrub: StreamScrubber,
+    region: Arc<str>,
+}
+
+impl Live {
+    /// Logs (once per response) which secrets the upstream echoed, never the secrets.
+    fn report(&mut self, logged: usize) {
+        if self.scrub.found.len() > logged {
+            metrics::counter!("qwen_gateway_secrets_scrubbed_total", "region" => self.region.to_string())
+                .increment(1);
+            tracing::warn!(
+                region = %self.region,
+                secrets = ?&self.scrub.found[logged..],
+                "the upstream's answer contained a gateway secret; replaced with [REDACTED]"
+            );
+        }
+    }
 }
 
 impl UpstreamBody {
-    pub fn new(response: reqwest::Response) -> Self {
+    pub fn new(response: reqwest::Response, scrubber: Arc<Scrubber>, region: Arc<str>) -> Self {
         Self {
             held: VecDeque::new(),
-            rest: Some(response),
+            rest: Some(Live {
+                response,
+                scrubber,
+                scrub: StreamScrubber::default(),
+                region,
+            }),
         }
     }
 
-    /// A body fully read already.
+    /// A body fully read already (its bytes came through [`UpstreamBody::chunk`]).
     pub fn buffered(bytes: Bytes) -> Self {
         Self {
             held: VecDeque::from([bytes]),
@@ -35,14 +67,28 @@ impl UpstreamBody {
         self
     }
 
-    /// The next chunk: held bytes first, then the live response. `Ok(None)` at the end.
+    /// The next chunk: held bytes first, then the live response, scrubbed. `Ok(None)` at
+    /// the end. A chunk may be split differently from the upstream's (a tail that could
+    /// start a secret waits for the next), never delaying a complete line.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, reqwest::Error> {
         if let Some(chunk) = self.held.pop_front() {
             return Ok(Some(chunk));
         }
-        match self.rest.as_mut() {
-            Some(response) => response.chunk().await,
-            None => Ok(None),
+        loop {
+            let Some(live) = self.rest.as_mut() else {
+                return Ok(None);
+            };
+            let logged = live.scrub.found.len();
+            let Some(raw) = live.response.chunk().await? else {
+                let tail = live.scrub.finish();
+                self.rest = None;
+                return Ok((!tail.is_empty()).then_some(tail));
+            };
+            let out = live.scrub.push(&live.scrubber, raw);
+            live.report(logged);
+            if !out.is_empty() {
+                return Ok(Some(out));
+            }
         }
     }
 

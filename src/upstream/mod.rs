@@ -15,17 +15,21 @@
 mod body;
 mod breaker;
 mod client;
+pub mod endpoint;
 mod inspect;
 mod region;
+mod scrub;
 
 pub use body::UpstreamBody;
 pub use breaker::{BreakerSnapshot, BreakerState};
 pub use client::build_http_client;
+pub use endpoint::{Endpoint, ResponseId, Target};
 pub use region::{Region, RegionKeyState};
+pub use scrub::Scrubber;
 
 use crate::config::{ResolvedRegion, Settings};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use inspect::Verdict;
 use region::KeyHold;
 use std::sync::Arc;
@@ -78,9 +82,8 @@ impl UpstreamError {
 /// What a handler wants sent upstream.
 #[derive(Debug, Clone)]
 pub struct UpstreamRequest {
-    pub method: Method,
-    /// Path below the region's base URL, starting with `/` (e.g. `/responses`), plus query.
-    pub path: String,
+    /// Which endpoint (and so which method and path below the region's base URL).
+    pub target: Target,
     /// Client headers that may travel upstream (see `server::headers`); the key is added here.
     pub headers: HeaderMap,
     pub body: Bytes,
@@ -97,10 +100,9 @@ pub struct UpstreamRequest {
 }
 
 impl UpstreamRequest {
-    pub fn new(method: Method, path: impl Into<String>, headers: HeaderMap, body: Bytes) -> Self {
+    pub fn new(target: Target, headers: HeaderMap, body: Bytes) -> Self {
         Self {
-            method,
-            path: path.into(),
+            target,
             headers,
             body,
             affinity: None,
@@ -144,6 +146,9 @@ pub struct Router {
     http: reqwest::Client,
     regions: Vec<Region>,
     limits: Limits,
+    /// Secrets kept out of every answer. Behind a lock only so the admin token, configured
+    /// after the router is built, can join the region keys ([`Router::also_scrub`]).
+    scrubber: std::sync::RwLock<Arc<Scrubber>>,
 }
 
 /// How one region's attempt ended.
@@ -171,6 +176,14 @@ impl Router {
             key_quarantine: u.key_quarantine,
             rate_limit_cooldown: u.rate_limit_cooldown,
         };
+        let mut scrubber = Scrubber::default();
+        for region in &regions {
+            for key in &region.keys {
+                if !scrubber.add(key.env_var.clone(), key.secret.expose()) {
+                    tracing::warn!(key_env = %key.env_var, "this key is shorter than {} characters: not a real Model Studio key, and not scrubbed from answers", scrub::MIN_SECRET_LEN);
+                }
+            }
+        }
         let regions = regions
             .into_iter()
             .filter_map(|r| {
@@ -184,7 +197,28 @@ impl Router {
             http,
             regions,
             limits,
+            scrubber: std::sync::RwLock::new(Arc::new(scrubber)),
         })
+    }
+
+    /// Keeps another secret (the admin token) out of every answer from now on.
+    pub fn also_scrub(&self, label: &str, secret: &str) {
+        let mut guard = self.scrubber.write().unwrap_or_else(|p| p.into_inner());
+        let mut next = Scrubber::clone(&guard);
+        if !next.add(label, secret) {
+            tracing::warn!(
+                "the {label} is shorter than {} characters and is not scrubbed from answers",
+                scrub::MIN_SECRET_LEN
+            );
+        }
+        *guard = Arc::new(next);
+    }
+
+    fn scrubber(&self) -> Arc<Scrubber> {
+        self.scrubber
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn limits(&self) -> Limits {
@@ -446,12 +480,15 @@ impl Router {
         budget: Duration,
     ) -> Result<UpstreamResponse, UpstreamError> {
         let url = region
-            .url_for(&req.path)
+            .url_for(&req.target)
             .ok_or_else(|| UpstreamError::Unreachable {
                 region: region.name().to_owned(),
                 detail: "the configured base_url does not make a valid URL".into(),
             })?;
         let mut headers = req.headers.clone();
+        if let Some(workspace) = region.workspace() {
+            headers.insert("x-dashscope-workspace", workspace.clone());
+        }
         let mut auth = HeaderValue::from_str(&format!("Bearer {secret}")).map_err(|_| {
             UpstreamError::Unreachable {
                 region: region.name().to_owned(),
@@ -462,7 +499,7 @@ impl Router {
         headers.insert(header::AUTHORIZATION, auth);
         let request = self
             .http
-            .request(req.method.clone(), url)
+            .request(req.target.method(), url)
             .headers(headers)
             .body(req.body.clone());
         let failed = |status: &'static str| {
@@ -497,11 +534,19 @@ impl Router {
             "status" => response.status().as_str().to_owned(),
         )
         .increment(1);
+        let scrubber = self.scrubber();
+        let mut headers = response.headers().clone();
+        let found = scrubber.scrub_headers(&mut headers);
+        if !found.is_empty() {
+            metrics::counter!("qwen_gateway_secrets_scrubbed_total", "region" => region.name().to_owned())
+                .increment(1);
+            tracing::warn!(region = %region.name(), secrets = ?found, "the upstream's response headers contained a gateway secret; replaced with [REDACTED]");
+        }
         Ok(UpstreamResponse {
             region: region.name_arc(),
             status: response.status(),
-            headers: response.headers().clone(),
-            body: UpstreamBody::new(response),
+            headers,
+            body: UpstreamBody::new(response, scrubber, region.name_arc()),
             failed_before_output: None,
         })
     }

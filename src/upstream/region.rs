@@ -2,6 +2,7 @@
 //! and its circuit breaker.
 
 use super::breaker::{Breaker, BreakerSnapshot};
+use super::endpoint::Target;
 use crate::config::{RegionKey, ResolvedRegion};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,7 +36,10 @@ pub struct Region {
     name: Arc<str>,
     base_url: String,
     /// `base_url` parsed once: reparsing it (IDNA and all) per request was measurable.
+    /// `None` only when it does not parse (config validation refuses that).
     base: Option<reqwest::Url>,
+    /// `X-DashScope-WorkSpace` for every request to this region.
+    workspace: Option<http::HeaderValue>,
     keys: Vec<RegionKey>,
     health: Vec<Mutex<KeyHealth>>,
     next: AtomicUsize,
@@ -48,6 +52,10 @@ impl Region {
         (!resolved.keys.is_empty()).then(|| Self {
             name: resolved.name.into(),
             base: reqwest::Url::parse(&resolved.base_url).ok(),
+            workspace: resolved
+                .workspace
+                .as_deref()
+                .and_then(|w| http::HeaderValue::from_str(w).ok()),
             base_url: resolved.base_url,
             health: resolved
                 .keys
@@ -72,21 +80,14 @@ impl Region {
         &self.base_url
     }
 
-    /// `base_url` + `path_and_query` (e.g. `/responses/resp_1?include=x`), without reparsing
-    /// the base. Falls back to parsing the joined string if the base did not parse.
-    pub fn url_for(&self, path_and_query: &str) -> Option<reqwest::Url> {
-        let Some(base) = &self.base else {
-            return reqwest::Url::parse(&format!("{}{}", self.base_url, path_and_query)).ok();
-        };
-        let (path, query) = match path_and_query.split_once('?') {
-            Some((path, query)) => (path, Some(query)),
-            None => (path_and_query, None),
-        };
-        let mut url = base.clone();
-        let joined = format!("{}{}", base.path().trim_end_matches('/'), path);
-        url.set_path(&joined);
-        url.set_query(query);
-        Some(url)
+    /// The URL of `target` in this region (see [`Target::url`]); `None` when `base_url`
+    /// did not parse.
+    pub fn url_for(&self, target: &Target) -> Option<reqwest::Url> {
+        target.url(self.base.as_ref()?)
+    }
+
+    pub fn workspace(&self) -> Option<&http::HeaderValue> {
+        self.workspace.as_ref()
     }
 
     pub fn breaker(&self) -> &Breaker {
@@ -197,6 +198,7 @@ mod tests {
                         secret: Secret::new(format!("sk-{i}")),
                     })
                     .collect(),
+                workspace: None,
             },
             Breaker::new(3, Duration::from_secs(1)),
         )
@@ -221,12 +223,11 @@ mod tests {
     }
 
     #[test]
-    fn urls_join_the_base_path_and_keep_queries() {
+    fn urls_join_the_base_path() {
+        use crate::upstream::{Endpoint, ResponseId};
         let r = region(1);
-        assert_eq!(
-            r.url_for("/responses").unwrap().as_str(),
-            "http://x/responses"
-        );
+        let create = Target::new(Endpoint::Create);
+        assert_eq!(r.url_for(&create).unwrap().as_str(), "http://x/responses");
         let mut resolved = ResolvedRegion {
             name: "r".into(),
             base_url: "https://h.example/api/v1/".into(),
@@ -234,17 +235,17 @@ mod tests {
                 env_var: "K".into(),
                 secret: Secret::new("sk"),
             }],
+            workspace: None,
         };
         let r = Region::new(resolved.clone(), Breaker::new(1, Duration::from_secs(1))).unwrap();
+        let items = Target::new(Endpoint::InputItems(ResponseId::parse("resp_1").unwrap()));
         assert_eq!(
-            r.url_for("/responses/resp_1/input_items?limit=2")
-                .unwrap()
-                .as_str(),
-            "https://h.example/api/v1/responses/resp_1/input_items?limit=2"
+            r.url_for(&items).unwrap().as_str(),
+            "https://h.example/api/v1/responses/resp_1/input_items"
         );
         resolved.base_url = "not a url".into();
         let r = Region::new(resolved, Breaker::new(1, Duration::from_secs(1))).unwrap();
-        assert!(r.url_for("/responses").is_none());
+        assert!(r.url_for(&create).is_none());
     }
 
     #[test]

@@ -53,12 +53,15 @@ impl Drop for Gateway {
     }
 }
 
+/// Forwarded headers in test gateways: the default list plus the mock's fault controls.
+pub const FORWARD_HEADERS: &str = "forward_headers = [\"accept\", \"content-type\", \"user-agent\", \"idempotency-key\", \"openai-beta\", \"x-mock-*\"]";
+
 /// A TOML config with one region per base URL, named `r0`, `r1`, ... in that order, each
 /// with key variable `TEST_KEY_R<i>`, plus `extra` TOML appended.
 pub fn config_toml(base_urls: &[String], extra: &str) -> String {
     let names: Vec<String> = (0..base_urls.len()).map(|i| format!("\"r{i}\"")).collect();
     let mut toml = format!(
-        "[upstream]\nregions = [{}]\nconnect_timeout = \"1s\"\nfirst_byte_timeout = \"3s\"\nstream_idle_timeout = \"3s\"\nrequest_timeout = \"10s\"\n",
+        "[upstream]\nregions = [{}]\nconnect_timeout = \"1s\"\nfirst_byte_timeout = \"3s\"\nstream_idle_timeout = \"3s\"\nrequest_timeout = \"10s\"\n{FORWARD_HEADERS}\n",
         names.join(", ")
     );
     for (i, url) in base_urls.iter().enumerate() {
@@ -235,4 +238,43 @@ pub fn spawn_logged(
         }
     };
     (child, addr, rx)
+}
+
+/// Writes `request` on a raw connection (concurrently with reading, so a server that answers
+/// early is heard) and returns the status code of the answer (0: closed without one) and
+/// how long until the connection closed or `wait` passed.
+pub async fn raw_exchange(
+    gw: &Gateway,
+    request: Vec<u8>,
+    wait: Duration,
+) -> (u16, String, Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let started = std::time::Instant::now();
+    let writer = tokio::spawn(async move {
+        let _ = write.write_all(&request).await;
+        // Keep the write side open: a half-close could end the exchange on its own.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(write);
+    });
+    let mut answer = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    let deadline = started + wait;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match tokio::time::timeout(left, read.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+    let elapsed = started.elapsed();
+    writer.abort();
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    (status, text, elapsed)
 }

@@ -176,6 +176,7 @@ macro_rules! store_suite {
 store_suite!(
     affinity_put_get_expire,
     affinity_delete,
+    affinity_and_turns_keep_their_owner,
     turns_put_get_expire,
     history_follows_chain,
     history_truncates_at_max_turns,

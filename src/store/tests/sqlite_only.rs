@@ -6,7 +6,7 @@ use rusqlite::Connection;
 
 use super::START_MILLIS;
 use crate::store::migrations::MIGRATIONS;
-use crate::store::{Clock, Store, StoreError, UsageDelta};
+use crate::store::{Affinity, Clock, Store, StoreError, UsageDelta};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -31,14 +31,22 @@ async fn reopen_keeps_data() {
     };
     {
         let store = Store::open_with_clock(&url, clock.clone()).await.unwrap();
-        store.put_affinity("resp_1", "cn", HOUR).await.unwrap();
+        store
+            .put_affinity("resp_1", &Affinity::new("cn", None), HOUR)
+            .await
+            .unwrap();
         store.incr_counter("rpm", 2, HOUR).await.unwrap();
         store.record_usage(&usage).await.unwrap();
     }
     let store = Store::open_with_clock(&url, clock).await.unwrap();
     assert_eq!(store.backend(), "sqlite");
     assert_eq!(
-        store.get_affinity("resp_1").await.unwrap().as_deref(),
+        store
+            .get_affinity("resp_1")
+            .await
+            .unwrap()
+            .map(|a| a.region)
+            .as_deref(),
         Some("cn")
     );
     assert_eq!(store.get_counter("rpm").await.unwrap(), 2);
@@ -95,7 +103,12 @@ async fn upgrades_a_version_1_database_in_place() {
     }
     let store = Store::open(&url).await.unwrap();
     assert_eq!(
-        store.get_affinity("old").await.unwrap().as_deref(),
+        store
+            .get_affinity("old")
+            .await
+            .unwrap()
+            .map(|a| a.region)
+            .as_deref(),
         Some("intl")
     );
     assert_eq!(store.incr_counter("new", 1, HOUR).await.unwrap(), 1);

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::Fixture;
-use crate::store::{KeyRecord, StoreError, Turn, UsageDelta, UsageRow};
+use crate::store::{Affinity, KeyRecord, StoreError, Turn, UsageDelta, UsageRow};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -17,6 +17,7 @@ fn turn(id: &str, previous: Option<&str>) -> Turn {
         input: vec![json!({"role": "user", "content": format!("question {id}")})],
         output: vec![json!({"type": "message", "content": [{"type": "output_text", "text": id}]})],
         created_at: 1_700_000_000,
+        owner: None,
     }
 }
 
@@ -72,41 +73,82 @@ fn conflict_text(result: Result<(), StoreError>) -> String {
 pub(super) async fn affinity_put_get_expire(f: &Fixture) {
     let s = &f.store;
     let short = f.short_ttl();
-    s.put_affinity("resp_long", "intl", HOUR).await.unwrap();
-    s.put_affinity("resp_short", "cn", short).await.unwrap();
+    s.put_affinity("resp_long", &Affinity::new("intl", None), HOUR)
+        .await
+        .unwrap();
+    s.put_affinity("resp_short", &Affinity::new("cn", None), short)
+        .await
+        .unwrap();
     assert_eq!(
-        s.get_affinity("resp_long").await.unwrap().as_deref(),
+        s.get_affinity("resp_long")
+            .await
+            .unwrap()
+            .map(|a| a.region)
+            .as_deref(),
         Some("intl")
     );
     assert_eq!(
-        s.get_affinity("resp_short").await.unwrap().as_deref(),
+        s.get_affinity("resp_short")
+            .await
+            .unwrap()
+            .map(|a| a.region)
+            .as_deref(),
         Some("cn")
     );
     assert_eq!(s.get_affinity("resp_unknown").await.unwrap(), None);
 
-    s.put_affinity("resp_long", "us", HOUR).await.unwrap();
+    s.put_affinity("resp_long", &Affinity::new("us", None), HOUR)
+        .await
+        .unwrap();
     assert_eq!(
-        s.get_affinity("resp_long").await.unwrap().as_deref(),
+        s.get_affinity("resp_long")
+            .await
+            .unwrap()
+            .map(|a| a.region)
+            .as_deref(),
         Some("us")
     );
 
     f.expire(short).await;
     assert_eq!(s.get_affinity("resp_short").await.unwrap(), None);
     assert_eq!(
-        s.get_affinity("resp_long").await.unwrap().as_deref(),
+        s.get_affinity("resp_long")
+            .await
+            .unwrap()
+            .map(|a| a.region)
+            .as_deref(),
         Some("us")
     );
 
     // A zero TTL is expired at once.
-    s.put_affinity("resp_long", "intl", Duration::ZERO)
+    s.put_affinity("resp_long", &Affinity::new("intl", None), Duration::ZERO)
         .await
         .unwrap();
     assert_eq!(s.get_affinity("resp_long").await.unwrap(), None);
 }
 
+pub(super) async fn affinity_and_turns_keep_their_owner(f: &Fixture) {
+    let s = &f.store;
+    let owned = Affinity::new("intl", Some("key_a".to_owned()));
+    s.put_affinity("resp_owned", &owned, HOUR).await.unwrap();
+    assert_eq!(s.get_affinity("resp_owned").await.unwrap(), Some(owned));
+    let mut t = turn("resp_owned", None);
+    t.owner = Some("key_a".to_owned());
+    s.put_turn(&t, HOUR).await.unwrap();
+    assert_eq!(s.get_turn("resp_owned").await.unwrap(), Some(t));
+    let anonymous = turn("resp_anon", None);
+    s.put_turn(&anonymous, HOUR).await.unwrap();
+    assert_eq!(
+        s.get_turn("resp_anon").await.unwrap().and_then(|t| t.owner),
+        None
+    );
+}
+
 pub(super) async fn affinity_delete(f: &Fixture) {
     let s = &f.store;
-    s.put_affinity("resp_1", "intl", HOUR).await.unwrap();
+    s.put_affinity("resp_1", &Affinity::new("intl", None), HOUR)
+        .await
+        .unwrap();
     assert!(s.delete_affinity("resp_1").await.unwrap());
     assert_eq!(s.get_affinity("resp_1").await.unwrap(), None);
     assert!(!s.delete_affinity("resp_1").await.unwrap());
@@ -454,8 +496,12 @@ pub(super) async fn usage_concurrent_records_are_exact(f: &Fixture) {
 pub(super) async fn purge_expired_removes_only_expired(f: &Fixture) {
     let s = &f.store;
     let short = f.short_ttl();
-    s.put_affinity("gone", "intl", short).await.unwrap();
-    s.put_affinity("kept", "intl", HOUR).await.unwrap();
+    s.put_affinity("gone", &Affinity::new("intl", None), short)
+        .await
+        .unwrap();
+    s.put_affinity("kept", &Affinity::new("intl", None), HOUR)
+        .await
+        .unwrap();
     s.put_turn(&turn("gone", None), short).await.unwrap();
     s.put_turn(&turn("kept", None), HOUR).await.unwrap();
     s.incr_counter("gone", 1, short).await.unwrap();
@@ -474,7 +520,11 @@ pub(super) async fn purge_expired_removes_only_expired(f: &Fixture) {
 
     assert_eq!(s.get_affinity("gone").await.unwrap(), None);
     assert_eq!(
-        s.get_affinity("kept").await.unwrap().as_deref(),
+        s.get_affinity("kept")
+            .await
+            .unwrap()
+            .map(|a| a.region)
+            .as_deref(),
         Some("intl")
     );
     assert_eq!(s.get_turn("gone").await.unwrap(), None);

@@ -45,6 +45,7 @@ export async function startStack() {
   writeFileSync(
     config,
     `[server]\nlisten = "127.0.0.1:0"\n[upstream]\nregions = ["local"]\n` +
+      `forward_headers = ["accept", "content-type", "user-agent", "idempotency-key", "openai-beta", "x-mock-*"]\n` +
       `[regions.local]\nbase_url = "${mockUrl}"\napi_key_env = ["NODE_TEST_UPSTREAM_KEY"]\n[store]\nurl = "memory"\n`,
   );
   const env = { ...process.env, NODE_TEST_UPSTREAM_KEY: UPSTREAM_KEY, RUST_LOG: "warn,qwen_gateway=info" };

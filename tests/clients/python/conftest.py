@@ -75,6 +75,8 @@ first_byte_timeout = "5s"
 stream_idle_timeout = "5s"
 # Tests provoke rate limits on purpose: the one key must not rest between tests.
 rate_limit_cooldown = "1ms"
+# The mock's fault controls (x-mock-*) must reach it through the gateway.
+forward_headers = ["accept", "content-type", "user-agent", "idempotency-key", "openai-beta", "x-mock-*"]
 [regions.local]
 base_url = "{mock_url}"
 api_key_env = ["PY_TEST_UPSTREAM_KEY"]
