@@ -553,3 +553,48 @@ async fn forged_request_ids_are_replaced_and_good_ones_kept() {
         Some(good)
     );
 }
+
+#[tokio::test]
+async fn text_log_values_are_quoted_so_no_field_can_be_forged() {
+    let mock = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.toml");
+    let toml = config_toml(&[mock.base_url()], "[server]\nlisten = \"127.0.0.1:0\"\n");
+    std::fs::write(&config, toml).unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_qwen-gateway"));
+    command
+        .args(["serve", "--log-format", "text", "--config"])
+        .arg(&config)
+        .env("TEST_KEY_R0", UPSTREAM_KEY)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1");
+    let (mut child, addr, lines) = spawn_logged(command);
+    let forged = "/v1/models/x\"%20status=200%20key_id=\"key_forged";
+    let request = format!(
+        "GET {forged} HTTP/1.1\r\nhost: x\r\nx-request-id: ok-1\r\nconnection: close\r\n\r\n"
+    );
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    let mut access = None;
+    for _ in 0..50 {
+        match lines.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) if line.contains("qwen_gateway::access") => {
+                access = Some(line);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = access.expect("an access log line");
+    assert!(line.contains("request_id=\"ok-1\""), "{line}");
+    assert!(
+        line.contains(r#"path="/v1/models/x\"%20status=200%20key_id=\"key_forged""#),
+        "{line}"
+    );
+    assert!(line.contains("key_id=\"-\""), "{line}");
+}

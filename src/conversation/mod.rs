@@ -234,3 +234,54 @@ pub fn may_use(affinity: &Affinity, caller: Option<&str>) -> bool {
 }
 
 type Write = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn turn(id: &str, previous: Option<&str>, owner: Option<&str>) -> Turn {
+        Turn {
+            response_id: id.into(),
+            previous_response_id: previous.map(Into::into),
+            region: "r0".into(),
+            input: vec![json!({"type": "message", "role": "user", "content": id})],
+            output: Vec::new(),
+            created_at: 0,
+            owner: owner.map(Into::into),
+        }
+    }
+
+    /// A replay uses only the asking key's turns: a chain that runs through another
+    /// tenant's turn (or an ownerless one) is not replayed for a team key.
+    #[tokio::test]
+    async fn replays_only_the_callers_own_turns() {
+        let store = Store::open("memory").await.unwrap();
+        let hour = Duration::from_secs(3600);
+        store
+            .put_turn(&turn("t1", None, Some("key_b")), hour)
+            .await
+            .unwrap();
+        store
+            .put_turn(&turn("t2", Some("t1"), Some("key_a")), hour)
+            .await
+            .unwrap();
+        store
+            .put_turn(&turn("t3", None, Some("key_a")), hour)
+            .await
+            .unwrap();
+        let c = Conversations::new(store, hour, true, 10);
+        let input = json!("next");
+        assert!(c.replay("t2", &input, Some("key_a")).await.is_err());
+        assert!(c.replay("t3", &input, Some("key_b")).await.is_err());
+        assert_eq!(
+            c.replay("t3", &input, Some("key_a")).await.unwrap().len(),
+            2
+        );
+        assert_eq!(c.replay("t2", &input, None).await.unwrap().len(), 3);
+        let owned = Affinity::new("r0", Some("key_a".into()));
+        assert!(may_use(&owned, Some("key_a")) && may_use(&owned, None));
+        assert!(!may_use(&owned, Some("key_b")));
+        assert!(!may_use(&Affinity::new("r0", None), Some("key_a")));
+    }
+}
