@@ -366,12 +366,38 @@ async fn unreachable_upstream_is_502_and_slow_upstream_is_504() {
     assert_eq!(body["error"]["type"], "server_error");
     assert!(!body.to_string().contains(UPSTREAM_KEY));
 
+    // A stream's head is due within first_byte_timeout; a non-streaming answer's head comes
+    // when the answer is done, so it is bounded by request_timeout instead.
     let mock = start_mock().await;
-    let toml = config_toml(&[mock.base_url()], "").replace(
-        "first_byte_timeout = \"3s\"",
-        "first_byte_timeout = \"300ms\"",
-    );
+    let toml = config_toml(&[mock.base_url()], "")
+        .replace(
+            "first_byte_timeout = \"3s\"",
+            "first_byte_timeout = \"300ms\"",
+        )
+        .replace("request_timeout = \"10s\"", "request_timeout = \"1500ms\"");
     let gw = start_gateway(&toml).await;
+    let started = std::time::Instant::now();
+    let res = client()
+        .post(gw.url("/v1/responses"))
+        .header("x-mock-header-delay-ms", "3000")
+        .json(&json!({"model": MODEL, "input": "hi", "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_openai_error(res, 504).await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let slow = client()
+        .post(gw.url("/v1/responses"))
+        .header("x-mock-header-delay-ms", "700")
+        .json(&json!({"model": MODEL, "input": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        slow.status(),
+        200,
+        "slower than first_byte_timeout, within request_timeout"
+    );
     let started = std::time::Instant::now();
     let res = client()
         .post(gw.url("/v1/responses"))
@@ -381,7 +407,11 @@ async fn unreachable_upstream_is_502_and_slow_upstream_is_504() {
         .await
         .unwrap();
     assert_openai_error(res, 504).await;
-    assert!(started.elapsed() < Duration::from_secs(2));
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1400) && waited < Duration::from_millis(2900),
+        "{waited:?}"
+    );
 }
 
 #[tokio::test]

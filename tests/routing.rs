@@ -114,12 +114,57 @@ async fn a_region_hanging_before_its_head_is_left_after_first_byte_timeout() {
     let (gw, r0, r1) = two_regions("").await;
     r0.set_default_header("x-mock-header-delay-ms", "10000");
     let started = Instant::now();
-    let res = ask(&gw, false).await;
+    // A stream's head is due at once (a non-streaming one only with the whole answer).
+    let res = ask(&gw, true).await;
     assert_eq!(res.status(), 200);
     let took = started.elapsed();
     assert!(took < Duration::from_secs(3), "{took:?}");
     assert!(took >= Duration::from_millis(400), "{took:?}");
     assert_eq!(served(&r1), 1);
+}
+
+/// A non-streaming answer's head comes when the answer is done: waiting for it is bounded
+/// by request_timeout, and neither a slow answer nor a timeout sends it to another region
+/// (which would generate and bill it again) or counts against the breaker.
+#[tokio::test]
+async fn a_slow_non_streaming_answer_is_waited_for_sent_once_and_trips_no_breaker() {
+    let r0 = start_mock().await;
+    let r1 = start_mock().await;
+    let toml = fast(&[r0.base_url(), r1.base_url()], "")
+        .replace("request_timeout = \"10s\"", "request_timeout = \"2s\"");
+    let gw = start_gateway(&toml).await;
+    r0.set_default_header("x-mock-header-delay-ms", "900");
+    // Three slow answers at once (the breaker threshold is 2), each past first_byte_timeout.
+    let slow = futures_util::future::join_all((0..3).map(|_| ask(&gw, false))).await;
+    for res in slow {
+        assert_eq!(res.status(), 200);
+    }
+    assert_eq!(served(&r0), 3);
+    assert_eq!(served(&r1), 0, "a slow answer was generated twice");
+    assert_eq!(
+        readyz(&gw).await["regions"][0]["breaker"]["state"],
+        "closed"
+    );
+    // A fourth client is served by the preferred region as usual.
+    r0.set_default_header("x-mock-header-delay-ms", "0");
+    assert_eq!(ask(&gw, false).await.status(), 200);
+    assert_eq!(served(&r0), 4);
+    // Past request_timeout: a 504, still sent once, still no breaker failure.
+    r0.set_default_header("x-mock-header-delay-ms", "5000");
+    for _ in 0..3 {
+        let res = ask(&gw, false).await;
+        assert_eq!(res.status(), 504);
+    }
+    assert_eq!(served(&r1), 0);
+    assert_eq!(
+        readyz(&gw).await["regions"][0]["breaker"]["state"],
+        "closed"
+    );
+    let metrics = metrics_text(&gw).await;
+    assert!(
+        !metrics.contains("qwen_gateway_failovers_total{"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -319,7 +364,7 @@ async fn every_region_down_gives_a_clear_error_within_the_bounds() {
     r0.set_default_header("x-mock-header-delay-ms", "10000");
     r1.set_default_header("x-mock-header-delay-ms", "10000");
     let started = Instant::now();
-    let res = ask(&gw, false).await;
+    let res = ask(&gw, true).await;
     assert_eq!(res.status(), 504);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "upstream_timeout");

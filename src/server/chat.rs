@@ -108,6 +108,8 @@ async fn open(
         HeaderValue::from_static("text/event-stream"),
     );
     let mut request = UpstreamRequest::new(Target::new(Endpoint::Create), headers, body);
+    // Chat always asks the upstream for a stream, so its head comes at once.
+    request.streaming = true;
     request.allowed_regions = allowed_regions.clone();
     let mut upstream = state.upstream.send(request).await?;
     meta.update(|i| i.region = Some(upstream.region.clone()));

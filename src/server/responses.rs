@@ -125,6 +125,7 @@ pub async fn create(
         bytes,
     );
     request.allowed_regions = caller.allowed_regions();
+    request.streaming = probe.stream.unwrap_or(false);
     if let Some(previous) = &previous {
         request.affinity = home_for(&state, &caller, previous, "previous_response_id")
             .await?

@@ -132,6 +132,12 @@ impl Breaker {
         inner.opened_at = None;
     }
 
+    /// Neither a success nor a failure (a slow non-streaming answer timed out): the state
+    /// stays, and a half-open trial slot is freed for the next request.
+    pub fn release_trial(&self) {
+        self.lock().trial_started = None;
+    }
+
     pub fn record_failure(&self, reason: &str) {
         let mut inner = self.lock();
         inner.total_failures += 1;

@@ -93,6 +93,12 @@ pub struct UpstreamRequest {
     pub allowed_regions: Option<Vec<String>>,
     /// Regions not to try (a conversation's home that just failed, when replaying).
     pub avoid: Vec<String>,
+    /// The upstream answers with a stream (`"stream": true`): its head is expected at once,
+    /// so it is bounded by `first_byte_timeout` and a region that does not send it is left
+    /// for the next. A non-streaming answer's head comes only when the whole answer is
+    /// generated: it is bounded by `request_timeout`, and a timeout is the answer (504),
+    /// never a reason to have another region generate (and bill) it again.
+    pub streaming: bool,
     /// When the whole walk must be over; `None`: `upstream.failover_deadline` from when
     /// [`Router::send`] starts. A caller that may send a request twice (a conversation
     /// replay after its home region failed) sets it once, so both walks share one bound.
@@ -105,6 +111,7 @@ impl UpstreamRequest {
             target,
             headers,
             body,
+            streaming: false,
             affinity: None,
             allowed_regions: None,
             avoid: Vec::new(),
@@ -154,6 +161,10 @@ pub struct Router {
 /// How one region's attempt ended.
 enum RegionOutcome {
     Deliver(UpstreamResponse),
+    /// The region may have started the work (a non-streaming request was sent and then
+    /// timed out or broke): answer this error, try no other region, and do not count it
+    /// against the breaker (a slow answer is not a sick region).
+    Stop(UpstreamError),
     /// Try the next region; `response` is the upstream's own answer, if it gave one.
     Next {
         reason: &'static str,
@@ -299,6 +310,11 @@ impl Router {
                     region.breaker().record_success();
                     return Ok(response);
                 }
+                RegionOutcome::Stop(error) => {
+                    region.breaker().release_trial();
+                    tracing::warn!(region = %region.name(), error = %error, "request sent but not answered; not replayed elsewhere (it may be generating there)");
+                    return Err(error);
+                }
                 RegionOutcome::Next {
                     reason,
                     error,
@@ -377,24 +393,30 @@ impl Router {
         while let Some((index, key)) = region.next_key(&tried) {
             tried.push(index);
             let started = Instant::now();
-            let budget = self
-                .limits
-                .first_byte_timeout
-                .min(deadline.saturating_duration_since(started));
+            let budget = if req.streaming {
+                self.limits
+                    .first_byte_timeout
+                    .min(deadline.saturating_duration_since(started))
+            } else {
+                self.limits.request_timeout
+            };
             let response = match self
                 .send_once(region, key.secret.expose(), req, budget)
                 .await
             {
                 Ok(response) => response,
-                Err(err) => {
-                    let reason = if matches!(err, UpstreamError::Timeout { .. }) {
-                        "timeout"
-                    } else {
-                        "connect"
+                Err(SendError { error, sent }) => {
+                    if sent && !req.streaming {
+                        return RegionOutcome::Stop(error);
+                    }
+                    let reason = match (&error, sent) {
+                        (_, false) => "connect",
+                        (UpstreamError::Timeout { .. }, true) => "timeout_after_send",
+                        (_, true) => "broken_after_send",
                     };
                     return RegionOutcome::Next {
                         reason,
-                        error: Some(err),
+                        error: Some(error),
                         response: None,
                     };
                 }
@@ -478,23 +500,23 @@ impl Router {
         secret: &str,
         req: &UpstreamRequest,
         budget: Duration,
-    ) -> Result<UpstreamResponse, UpstreamError> {
+    ) -> Result<UpstreamResponse, SendError> {
+        let unsent = |detail: &str| SendError {
+            error: UpstreamError::Unreachable {
+                region: region.name().to_owned(),
+                detail: detail.into(),
+            },
+            sent: false,
+        };
         let url = region
             .url_for(&req.target)
-            .ok_or_else(|| UpstreamError::Unreachable {
-                region: region.name().to_owned(),
-                detail: "the configured base_url does not make a valid URL".into(),
-            })?;
+            .ok_or_else(|| unsent("the configured base_url does not make a valid URL"))?;
         let mut headers = req.headers.clone();
         if let Some(workspace) = region.workspace() {
             headers.insert("x-dashscope-workspace", workspace.clone());
         }
-        let mut auth = HeaderValue::from_str(&format!("Bearer {secret}")).map_err(|_| {
-            UpstreamError::Unreachable {
-                region: region.name().to_owned(),
-                detail: "a configured key is not a valid header value".into(),
-            }
-        })?;
+        let mut auth = HeaderValue::from_str(&format!("Bearer {secret}"))
+            .map_err(|_| unsent("a configured key is not a valid header value"))?;
         auth.set_sensitive(true);
         headers.insert(header::AUTHORIZATION, auth);
         let request = self
@@ -513,18 +535,24 @@ impl Router {
         let response = match tokio::time::timeout(budget, request.send()).await {
             Err(_) => {
                 failed("timeout");
-                return Err(UpstreamError::Timeout {
-                    region: region.name().to_owned(),
-                    after: budget,
+                return Err(SendError {
+                    error: UpstreamError::Timeout {
+                        region: region.name().to_owned(),
+                        after: budget,
+                    },
+                    // The connection may still have been opening, but waiting this long
+                    // is past any connect_timeout: the request is taken as sent.
+                    sent: true,
                 });
             }
             Ok(Err(err)) => {
+                let sent = !err.is_connect();
                 let err = classify(region.name(), &err, budget);
                 failed(match err {
                     UpstreamError::Timeout { .. } => "timeout",
                     _ => "connect_error",
                 });
-                return Err(err);
+                return Err(SendError { error: err, sent });
             }
             Ok(Ok(response)) => response,
         };
@@ -550,6 +578,13 @@ impl Router {
             failed_before_output: None,
         })
     }
+}
+
+/// A failed attempt, and whether the request may have reached the region (then it may be
+/// generating an answer there).
+struct SendError {
+    error: UpstreamError,
+    sent: bool,
 }
 
 /// Turns a transport error into what the client should hear, without leaking headers.
