@@ -66,6 +66,16 @@ pub struct ServerConfig {
     /// `access-control-*` header is ever sent. `"*"` allows any origin.
     #[serde(default, deserialize_with = "string_or_list")]
     pub cors_allow_origins: Vec<String>,
+    /// Largest request head (request line and headers); larger: 431. Also hyper's read
+    /// buffer per connection, so idle or slow connections cost at most about this much.
+    pub max_header_bytes: usize,
+    /// Open client connections at most; beyond it, new connections wait in the listen
+    /// backlog until one closes (nothing is read from them, no memory is spent on them).
+    pub max_connections: usize,
+    /// A client that accepts no bytes of its answer for this long is cut off and its
+    /// upstream request cancelled (nginx's `send_timeout`).
+    #[serde(with = "humantime_serde")]
+    pub send_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -399,6 +409,17 @@ impl Settings {
                     "server.cors_allow_origins: {origin:?} is not \"*\" or an origin such as \"https://app.example.com\" (scheme and host, no path)"
                 )));
             }
+        }
+        if self.server.max_header_bytes < 8192 {
+            return Err(ConfigError::Invalid(
+                "server.max_header_bytes must be at least 8192 (hyper's smallest read buffer)"
+                    .into(),
+            ));
+        }
+        if self.server.max_connections == 0 || self.server.send_timeout.is_zero() {
+            return Err(ConfigError::Invalid(
+                "server.max_connections and server.send_timeout must be > 0".into(),
+            ));
         }
         if self.server.header_read_timeout.is_zero() || self.server.body_read_timeout.is_zero() {
             return Err(ConfigError::Invalid(

@@ -20,6 +20,7 @@
 //! | `x-mock-fail: rate_limit\|moderation\|server_error` | a failure reported inside a 200 |
 //! | `x-mock-incomplete: REASON` | end `incomplete` with this reason |
 //! | `x-mock-tool-calls: K` | number of parallel function calls |
+//! | `x-mock-delta-bytes: N` | pad every text delta to at least `N` bytes (large answers, fast) |
 //! | `x-mock-echo-auth: 1` | echo the `Authorization` header received: in an `x-mock-echo-authorization` response header, in error messages (JSON and HTML), and as one whole text delta of a success (the leaky upstream a gateway must scrub) |
 
 use std::time::Duration;
@@ -43,6 +44,7 @@ pub mod names {
     pub const MALFORMED_KIND: &str = "x-mock-malformed-kind";
     pub const PAD_BYTES: &str = "x-mock-pad-bytes";
     pub const ECHO_AUTH: &str = "x-mock-echo-auth";
+    pub const DELTA_BYTES: &str = "x-mock-delta-bytes";
 
     pub const ALL: &[&str] = &[
         TOKENS,
@@ -60,6 +62,7 @@ pub mod names {
         MALFORMED_KIND,
         PAD_BYTES,
         ECHO_AUTH,
+        DELTA_BYTES,
     ];
 }
 
@@ -139,6 +142,8 @@ pub struct Controls {
     pub tool_calls: usize,
     /// Echo the received `Authorization` header back (`x-mock-echo-auth`).
     pub echo_auth: bool,
+    /// Pad each text delta to at least this many bytes.
+    pub delta_bytes: Option<usize>,
 }
 
 impl Controls {
@@ -227,6 +232,7 @@ impl Controls {
                 .filter(|v| !v.is_empty()),
             tool_calls: number(names::TOOL_CALLS)?.map_or(1, |n| n.max(1) as usize),
             echo_auth: number(names::ECHO_AUTH)?.is_some_and(|n| n > 0),
+            delta_bytes: number(names::DELTA_BYTES)?.map(|n| n as usize),
         })
     }
 }

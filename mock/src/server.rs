@@ -633,6 +633,12 @@ fn create(ex: &Exchange, controls: &Controls, body: Option<&[u8]>) -> Response {
     if let Some(echo) = &ex.echo {
         plan.text = Some(vec![format!("echo: {echo}")]);
     }
+    if let (Some(n), Some(deltas)) = (controls.delta_bytes, plan.text.as_mut()) {
+        for delta in deltas.iter_mut() {
+            let pad = n.saturating_sub(delta.len());
+            delta.push_str(&"x".repeat(pad));
+        }
+    }
     let meta = Meta::new(&req.model, req.raw.clone());
     let rendered = Rendered::new(plan);
     let response = rendered.response(&meta, &ending);

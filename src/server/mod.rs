@@ -8,6 +8,7 @@ pub mod headers;
 mod info;
 pub mod relay;
 mod responses;
+mod send_timeout;
 
 use crate::auth::{self, Auth};
 use crate::config::{AuthMode, ResolvedRegion, Secret, Settings};
@@ -123,6 +124,10 @@ pub fn router(state: AppState) -> Router {
     // and wrong methods included), inside the access log so refusals are logged too.
     let app = api.layer(
         ServiceBuilder::new()
+            .layer(from_fn_with_state(
+                state.settings.server.max_header_bytes,
+                refuse_large_heads,
+            ))
             .layer(axum::middleware::map_request(drop_invalid_request_id))
             .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
             .layer(PropagateRequestIdLayer::new(request_id))
@@ -140,6 +145,38 @@ pub fn router(state: AppState) -> Router {
         Some(cors) => app.layer(cors),
         None => app,
     }
+}
+
+/// 431 for a request head larger than `server.max_header_bytes` (request line and header
+/// lines as sent). hyper's read buffer has the same bound but may take in one read more than
+/// it: this is the exact check.
+async fn refuse_large_heads(
+    axum::extract::State(max): axum::extract::State<usize>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let line = request.method().as_str().len()
+        + request
+            .uri()
+            .path_and_query()
+            .map_or(1, |p| p.as_str().len())
+        + 12;
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if line + headers > max {
+        return crate::error::ApiError::new(
+            http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            crate::error::kind::INVALID_REQUEST,
+            format!("The request head is larger than {max} bytes (server.max_header_bytes)."),
+        )
+        .with_code("request_header_too_large")
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// A client's `x-request-id` is kept only when it is one value of 1 to 128 ASCII letters,
@@ -257,13 +294,21 @@ pub async fn serve(
 
     let grace = state.settings.server.shutdown_grace;
     let header_read_timeout = state.settings.server.header_read_timeout;
+    let send_timeout = state.settings.server.send_timeout;
+    let max_connections = state.settings.server.max_connections;
+    // One permit per open connection: at the cap the loop stops accepting, and new
+    // connections wait in the kernel's backlog (costing nothing here) until one closes.
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
     let ledger = state.ledger.clone();
     let grace_over = state.grace_over.clone();
+    let state_max_header_bytes = state.settings.server.max_header_bytes;
     let app = router(state);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
+        .header_read_timeout(header_read_timeout)
+        // Bounds the head (a larger one gets 431) and each connection's read buffer.
+        .max_buf_size(state_max_header_bytes);
     // Dropping `stop_tx` tells every connection to finish its request and close.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
     let mut connections = tokio::task::JoinSet::new();
@@ -271,16 +316,31 @@ pub async fn serve(
     let mut background = tokio::task::JoinSet::new();
     background.spawn(crate::telemetry::upkeep_loop());
     let mut shutdown = std::pin::pin!(shutdown);
+    // Warned once per time the cap is reached.
+    let mut warned = false;
     loop {
-        let stream = tokio::select! {
+        let full = slots.available_permits() == 0;
+        if full && !warned {
+            tracing::warn!(
+                max_connections,
+                "server.max_connections reached; new connections wait until one closes"
+            );
+        }
+        warned = full;
+        let next = async {
+            let permit = slots.clone().acquire_owned().await;
+            (permit, listener.accept().await)
+        };
+        let (stream, permit) = tokio::select! {
             _ = &mut shutdown => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(err) => {
+            (permit, accepted) = next => match (permit, accepted) {
+                (Ok(permit), Ok((stream, _))) => (stream, permit),
+                (_, Err(err)) => {
                     accept_error(err).await;
                     continue;
                 }
+                (Err(_), _) => break, // the semaphore is never closed
             },
         };
         let _ = stream.set_nodelay(true);
@@ -288,12 +348,16 @@ pub async fn serve(
         let builder = builder.clone();
         let mut stop_rx = stop_rx.clone();
         connections.spawn(async move {
+            let _permit = permit;
             let service =
                 hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
                     app.clone().oneshot(request.map(axum::body::Body::new))
                 });
             let conn = builder
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection(
+                    TokioIo::new(send_timeout::SendTimeout::new(stream, send_timeout)),
+                    service,
+                )
                 .with_upgrades();
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
