@@ -109,6 +109,10 @@ pub struct UpstreamConfig {
     /// How long an open breaker keeps a region out before one trial request.
     #[serde(with = "humantime_serde")]
     pub breaker_cooldown: Duration,
+    /// How long an upstream stream is read on (not relayed) after its client left, to book
+    /// the usage the upstream bills anyway; `0s`: not at all (an estimate is booked).
+    #[serde(with = "humantime_serde")]
+    pub abandoned_stream_drain: Duration,
     /// Client request headers that may travel upstream (an allowlist of names, or name
     /// prefixes ending in `*`, any case); every other header is dropped. Names the gateway owns (credentials, framing,
     /// hop-by-hop, `x-dashscope-*`, proxy and routing overrides) are refused here: see

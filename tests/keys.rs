@@ -574,12 +574,14 @@ async fn usage_is_exact_after_plain_and_streamed_requests_on_both_endpoints() {
     eprintln!("ledger after {} requests: {row:?}", 4 * N);
 }
 
+/// A client leaving does not stop the upstream generating (and billing) the answer: the
+/// gateway reads on to the terminal event, without relaying, and books the real usage.
 #[tokio::test]
-async fn an_abandoned_stream_still_books_the_request() {
+async fn an_abandoned_stream_is_read_to_its_end_and_its_usage_booked() {
     let t = Team::start().await;
     let key = new_key(t.store(), "quitter", |_| {}).await;
     let id = key_id(t.store(), "quitter").await;
-    let slow = [("x-mock-tokens", "500"), ("x-mock-delay-ms", "20")];
+    let slow = [("x-mock-tokens", "60"), ("x-mock-delay-ms", "20")];
     for (path, body) in [
         (
             "/v1/responses",
@@ -605,16 +607,64 @@ async fn an_abandoned_stream_still_books_the_request() {
         drop(stream);
     }
     assert!(
-        eventually(Duration::from_secs(3), || t.mock.stats().cancelled_streams
+        eventually(Duration::from_secs(10), || t.mock.stats().completed_streams
             == 2)
         .await,
-        "upstream streams closed at once: {:?}",
+        "the upstream streams were not read to their end: {:?}",
         t.mock.stats()
     );
+    assert_eq!(t.mock.stats().cancelled_streams, 0);
     let rows = booked(t.store(), &id, 2).await;
     assert_eq!(rows[0].model, MODEL);
     assert_eq!(rows[0].region, "r0");
     assert_eq!(rows[0].errors, 0, "the client leaving is not an error");
+    // The mock's count for 60 tokens each (its usage, not a guess).
+    assert!(rows[0].output_tokens >= 120, "{rows:?}");
+}
+
+/// With `upstream.abandoned_stream_drain = "0s"` the upstream is closed at once and the
+/// usage is estimated from what was relayed.
+#[tokio::test]
+async fn without_draining_an_abandoned_stream_is_closed_at_once_and_estimated() {
+    let mock = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = team_toml(&[mock.base_url()], &dir.path().join("gw.db"), "").replace(
+        "request_timeout = \"10s\"\n",
+        "request_timeout = \"10s\"\nabandoned_stream_drain = \"0s\"\n",
+    );
+    let gw = start_gateway_with_admin(&toml, Some(ADMIN)).await;
+    let key = new_key(&gw.store, "quitter", |_| {}).await;
+    let id = key_id(&gw.store, "quitter").await;
+    let slow = [("x-mock-tokens", "500"), ("x-mock-delay-ms", "20")];
+    let res = post(
+        &gw,
+        "/v1/responses",
+        Some(&key),
+        json!({"model": MODEL, "input": "long", "stream": true}),
+        &slow,
+    )
+    .await;
+    let mut stream = res.bytes_stream();
+    let mut buf = Vec::new();
+    while sse_data(&buf).len() < 8 {
+        let chunk = tokio::time::timeout(Duration::from_secs(3), stream.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        buf.extend_from_slice(&chunk);
+    }
+    drop(stream);
+    assert!(
+        eventually(Duration::from_secs(3), || mock.stats().cancelled_streams
+            == 1)
+        .await,
+        "{:?}",
+        mock.stats()
+    );
+    let rows = booked(&gw.store, &id, 1).await;
+    assert!(rows[0].output_tokens > 0, "an estimate is booked: {rows:?}");
+    assert!(rows[0].input_tokens > 0, "{rows:?}");
 }
 
 /// A client that hangs up while the gateway still waits for the upstream's head (here a

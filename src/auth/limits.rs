@@ -214,6 +214,34 @@ pub async fn admit(store: &Store, key: &ClientKey) -> Result<RateSnapshot, Refus
     Ok(snapshot)
 }
 
+/// Counts `extra` more requests against `key`'s per-minute limit: a Chat Completions request
+/// with `n` choices is `n` upstream requests, so it counts as `n` (one was counted by
+/// [`admit`]). `Err` when that goes past the limit (the requests stay counted, as refused
+/// ones do in [`admit`]).
+pub async fn admit_more(store: &Store, key: &ClientKey, extra: u64) -> Result<(), Quota> {
+    let (Some(limit), true) = (key.rpm, extra > 0) else {
+        return Ok(());
+    };
+    let w = Windows::at(now_ms());
+    let name = format!("rpm:{}:{}", key.id, w.minute);
+    let used = store
+        .incr_counter(&name, extra, MINUTE_TTL)
+        .await
+        .unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "rate-limit counter not writable; not limiting");
+            0
+        });
+    if used > limit {
+        return Err(Quota {
+            kind: LimitKind::RequestsPerMinute,
+            limit,
+            used: used.min(limit),
+            reset: w.minute_reset,
+        });
+    }
+    Ok(())
+}
+
 /// Adds a finished request's tokens to `key`'s token windows (only those it is limited by).
 pub async fn add_tokens(store: &Store, key: &ClientKey, tokens: u64) {
     if tokens == 0 {

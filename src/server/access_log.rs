@@ -14,7 +14,8 @@ use http_body::{Frame, SizeHint};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// What handlers learn about a request, for the log line (and later metrics and the ledger).
 #[derive(Debug, Default, Clone)]
@@ -29,6 +30,14 @@ pub struct RequestInfo {
     pub error_code: Option<String>,
     /// The team key the request came with (`auth.mode = "keys"`).
     pub client: Option<Arc<ClientKey>>,
+    /// `usage` is (partly) an estimate: the stream ended without the upstream's own count.
+    pub usage_estimated: bool,
+    /// Size of the body sent upstream, for an input-token estimate.
+    pub upstream_request_bytes: usize,
+    /// One per upstream stream still being read after its client left (see
+    /// [`RequestMeta::register_drain`]); the line waits for them, so the usage they find is
+    /// booked.
+    pub drains: Vec<CancellationToken>,
 }
 
 /// What metrics labels name an unknown model that the upstream refused.
@@ -69,6 +78,28 @@ impl RequestMeta {
             Ok(mut info) => f(&mut info),
             Err(poisoned) => f(&mut poisoned.into_inner()),
         }
+    }
+
+    /// A token an upstream stream cancels when it no longer needs reading: at once when it
+    /// ends normally, or after reading on to its usage once the client has left. The log
+    /// line of a client that left waits (bounded) for every registered token.
+    pub fn register_drain(&self) -> CancellationToken {
+        let token = CancellationToken::new();
+        self.update(|i| i.drains.push(token.clone()));
+        token
+    }
+
+    /// Adds an estimate for a stream whose usage the upstream never reported: `output`
+    /// tokens counted from the deltas relayed, input from the request's size (about four
+    /// bytes a token), and marks the usage estimated.
+    pub fn estimate_usage(&self, output: u64) {
+        self.update(|i| {
+            let input = (i.upstream_request_bytes / 4) as u64;
+            let usage = i.usage.get_or_insert_with(Usage::default);
+            usage.output_tokens += output;
+            usage.input_tokens += input;
+            i.usage_estimated = true;
+        });
     }
 
     pub fn snapshot(&self) -> RequestInfo {
@@ -170,6 +201,7 @@ impl LogLine {
             output_tokens = usage.output_tokens,
             cached_tokens = usage.cached_tokens,
             reasoning_tokens = usage.reasoning_tokens,
+            usage_estimated = info.usage_estimated,
             error_code = info.error_code.as_deref().unwrap_or("-"),
             key_id = info.client.as_deref().map_or("-", |k| k.id.as_str()),
             outcome,
@@ -257,7 +289,37 @@ impl Drop for BeforeHead {
     fn drop(&mut self) {
         if let Some(mut line) = self.0.take() {
             line.status = CLIENT_CLOSED_REQUEST;
-            line.emit(None, "client_closed");
+            line.emit_after_drains(None, "client_closed");
+        }
+    }
+}
+
+/// The longest a client-gone line waits for its upstream streams to be read to their
+/// usage (each stream's own bound, `upstream.abandoned_stream_drain`, is shorter).
+const MAX_DRAIN_WAIT: Duration = Duration::from_secs(600);
+
+impl LogLine {
+    /// Emits now, or once the upstream streams still being read for their usage are done.
+    fn emit_after_drains(self, first_byte: Option<Instant>, outcome: &'static str) {
+        let pending: Vec<CancellationToken> = self
+            .meta
+            .snapshot()
+            .drains
+            .into_iter()
+            .filter(|t| !t.is_cancelled())
+            .collect();
+        let runtime = tokio::runtime::Handle::try_current();
+        match (pending.is_empty(), runtime) {
+            (false, Ok(runtime)) => {
+                runtime.spawn(async move {
+                    let all = futures_util::future::join_all(
+                        pending.iter().map(CancellationToken::cancelled),
+                    );
+                    let _ = tokio::time::timeout(MAX_DRAIN_WAIT, all).await;
+                    self.emit(first_byte, outcome);
+                });
+            }
+            _ => self.emit(first_byte, outcome),
         }
     }
 }
@@ -309,12 +371,13 @@ impl http_body::Body for LoggedBody {
 impl Drop for LoggedBody {
     fn drop(&mut self) {
         if let Some(line) = self.line.take() {
-            let outcome = if http_body::Body::is_end_stream(&self.inner) {
-                "completed"
+            if http_body::Body::is_end_stream(&self.inner) {
+                line.emit(self.first_byte, "completed");
             } else {
-                "client_closed"
-            };
-            line.emit(self.first_byte, outcome);
+                // Dropped first, so a stream the client left registers its drain.
+                drop(std::mem::replace(&mut self.inner, Body::empty()));
+                line.emit_after_drains(self.first_byte, "client_closed");
+            }
         }
     }
 }

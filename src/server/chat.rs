@@ -74,6 +74,20 @@ pub async fn completions(
         serde_json::to_vec(&plan.body)
             .map_err(|e| ApiError::invalid_request(format!("Invalid request: {e}")))?,
     );
+    meta.update(|i| i.upstream_request_bytes = upstream_body.len());
+    if let Some(key) = &caller.0 {
+        let extra = u64::from(plan.n).saturating_sub(1);
+        crate::auth::limits::admit_more(state.auth.store(), key, extra)
+            .await
+            .map_err(|q| {
+                ApiError::from(crate::auth::AuthError::RateLimited {
+                    kind: q.kind,
+                    limit: q.limit,
+                    used: q.used,
+                    retry_after: q.reset,
+                })
+            })?;
+    }
     let forward = headers::to_upstream(&client_headers, &state.forward_headers);
     let regions = caller.allowed_regions();
     let opened = futures_util::future::join_all(
@@ -141,6 +155,67 @@ struct EventSource {
     /// Bytes read since the last complete event.
     unfinished: usize,
     total: usize,
+    /// The upstream reported this stream's usage (a terminal event arrived).
+    terminal_seen: bool,
+    /// The gateway is done with this stream on purpose (it ended, broke, or a stop
+    /// sequence cut it): nothing more is read when it is dropped.
+    settled: bool,
+    /// Delta events seen, for a usage estimate.
+    deltas: u64,
+    /// Cancelled when this stream needs no more reading (`RequestMeta::register_drain`).
+    drained: CancellationToken,
+    /// `upstream.abandoned_stream_drain`.
+    drain_for: Duration,
+    /// This is the background reader of an abandoned stream: dropped unfinished, it books
+    /// an estimate and never respawns.
+    is_drainer: bool,
+}
+
+/// As the pass-through's relay: a stream dropped because its client left is read on (not
+/// relayed) to its usage, bounded by `upstream.abandoned_stream_drain`; one that ends
+/// without the upstream's count is booked with an estimate.
+impl Drop for EventSource {
+    fn drop(&mut self) {
+        if self.terminal_seen {
+            self.drained.cancel();
+            return;
+        }
+        let runtime = tokio::runtime::Handle::try_current();
+        let (false, false, Ok(runtime)) = (
+            self.settled || self.is_drainer,
+            self.drain_for.is_zero(),
+            runtime,
+        ) else {
+            self.meta.estimate_usage(self.deltas);
+            self.drained.cancel();
+            return;
+        };
+        let placeholder = UpstreamResponse {
+            region: self.upstream.region.clone(),
+            status: self.upstream.status,
+            headers: HeaderMap::new(),
+            body: upstream::UpstreamBody::buffered(Bytes::new()),
+            failed_before_output: None,
+        };
+        let rest = EventSource {
+            upstream: std::mem::replace(&mut self.upstream, placeholder),
+            parser: std::mem::take(&mut self.parser),
+            idle: self.idle,
+            meta: self.meta.clone(),
+            grace_over: self.grace_over.clone(),
+            max_bytes: self.max_bytes,
+            bounded_total: self.bounded_total,
+            unfinished: self.unfinished,
+            total: self.total,
+            terminal_seen: false,
+            settled: false,
+            deltas: self.deltas,
+            drained: self.drained.clone(),
+            drain_for: self.drain_for,
+            is_drainer: true,
+        };
+        runtime.spawn(rest.drain());
+    }
 }
 
 impl EventSource {
@@ -150,6 +225,7 @@ impl EventSource {
         meta: RequestMeta,
         grace_over: CancellationToken,
     ) -> Self {
+        let drained = meta.register_drain();
         Self {
             upstream,
             parser: SseParser::new(),
@@ -160,7 +236,33 @@ impl EventSource {
             bounded_total: false,
             unfinished: 0,
             total: 0,
+            terminal_seen: false,
+            settled: false,
+            deltas: 0,
+            drained,
+            drain_for: limits.abandoned_stream_drain,
+            is_drainer: false,
         }
+    }
+
+    /// Reads on to the terminal event without relaying (see `impl Drop for EventSource`).
+    async fn drain(mut self) {
+        let limit = self.drain_for;
+        let grace_over = self.grace_over.clone();
+        let work = async {
+            while !self.terminal_seen {
+                match self.next_batch().await {
+                    Ok(batch) if !batch.is_empty() => {}
+                    _ => break,
+                }
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::timeout(limit, work) => {}
+            () = grace_over.cancelled() => {}
+        }
+        // The Drop that follows books an estimate if the end was not reached.
+        self.settled = true;
     }
 
     /// For a non-streaming answer: the whole upstream stream is bounded too.
@@ -184,8 +286,17 @@ impl EventSource {
         })
     }
 
-    /// The next batch of events; an empty batch means the upstream ended.
+    /// The next batch of events; an empty batch means the upstream ended. After an error
+    /// the stream is settled: nothing more will be read from it.
     async fn next_batch(&mut self) -> Result<Vec<Value>, ApiError> {
+        let batch = self.read_batch().await;
+        if batch.is_err() {
+            self.settled = true;
+        }
+        batch
+    }
+
+    async fn read_batch(&mut self) -> Result<Vec<Value>, ApiError> {
         loop {
             // Biased: once the grace period is over the stream ends, even mid-answer.
             let read = tokio::select! {
@@ -226,7 +337,10 @@ impl EventSource {
                     }
                     events
                 }
-                None => return parse_events(&self.parser.finish()),
+                None => {
+                    self.settled = true;
+                    return parse_events(&self.parser.finish());
+                }
             };
             let parsed = parse_events(&events)?;
             for event in &parsed {
@@ -240,7 +354,17 @@ impl EventSource {
 
     /// Adds a terminal event's usage (each of the `n` upstream streams reports its own, once)
     /// so the ledger gets the request's sum, built-in tool calls included.
-    fn note_usage(&self, event: &Value) {
+    fn note_usage(&mut self, event: &Value) {
+        let kind = event.get("type").and_then(Value::as_str).unwrap_or("");
+        if kind.ends_with(".delta") {
+            self.deltas += 1;
+        }
+        if matches!(
+            kind,
+            "response.completed" | "response.incomplete" | "response.failed"
+        ) {
+            self.terminal_seen = true;
+        }
         if let Some(usage) = event
             .pointer("/response/usage")
             .and_then(Usage::from_responses)
@@ -315,6 +439,7 @@ async fn assemble(
                 break;
             }
         }
+        source.settled = true;
         builder.finish()
     };
     tokio::time::timeout(timeout, read)
@@ -438,6 +563,7 @@ fn choice_stream(
             .collect();
         if st.translator.is_done() || items.iter().any(|i| matches!(i, ChoiceItem::Error(_))) {
             st.finished = true;
+            st.source.settled = true;
             items.push(ChoiceItem::Usage(st.translator.usage()));
         }
         Some((futures_util::stream::iter(items), st))

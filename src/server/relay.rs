@@ -100,7 +100,13 @@ struct Observed {
     response_id: Option<String>,
     terminal: bool,
     last_sequence: Option<u64>,
+    /// Delta events seen (about a token each), for a usage estimate when the stream ends
+    /// without the upstream's count.
+    deltas: u64,
 }
+
+/// `"….delta"` event types, counted in the raw bytes.
+const DELTA_TYPE: &[u8] = b".delta\"";
 
 /// Event types after which a Responses stream is over.
 fn is_terminal(kind: &str) -> bool {
@@ -145,10 +151,95 @@ struct Relay {
     /// The shutdown grace period's end (see `AppState::grace_over`).
     grace_over: CancellationToken,
     done: bool,
+    /// Cancelled when this stream needs no more reading (see `RequestMeta::register_drain`).
+    drained: CancellationToken,
+    /// How long to read on after the client left (`upstream.abandoned_stream_drain`).
+    drain_for: Duration,
+    /// This is the background reader of an abandoned stream.
+    is_drainer: bool,
+}
+
+/// A client that leaves mid-stream does not stop the upstream generating (and billing) the
+/// answer, so the rest is read without being relayed, bounded by `drain_for` and the event
+/// size limit, to book the real usage from its terminal event; a stream that cannot be read
+/// to its end is booked with an estimate.
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if self.observed.terminal {
+            self.drained.cancel();
+            return;
+        }
+        // `drained` tokens of drainers are never handed on: a drainer dropped unfinished (its
+        // time is up, or the runtime is shutting down) books an estimate, never respawns.
+        if self.done || self.drain_for.is_zero() || self.is_drainer {
+            self.meta.estimate_usage(self.observed.deltas);
+            self.drained.cancel();
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.meta.estimate_usage(self.observed.deltas);
+            self.drained.cancel();
+            return;
+        };
+        let rest = Relay {
+            upstream: std::mem::replace(&mut self.upstream, UpstreamBody::buffered(Bytes::new())),
+            splitter: std::mem::take(&mut self.splitter),
+            parser: std::mem::take(&mut self.parser),
+            observed: std::mem::take(&mut self.observed),
+            idle_timeout: self.idle_timeout,
+            max_event_bytes: self.max_event_bytes,
+            meta: self.meta.clone(),
+            recorder: self.recorder.take(),
+            grace_over: self.grace_over.clone(),
+            done: false,
+            drained: self.drained.clone(),
+            drain_for: self.drain_for,
+            is_drainer: true,
+        };
+        runtime.spawn(rest.drain());
+    }
 }
 
 impl Relay {
+    /// Reads on to the terminal event without relaying (see `impl Drop for Relay`).
+    async fn drain(mut self) {
+        let limit = self.drain_for;
+        let grace_over = self.grace_over.clone();
+        let work = async {
+            let mut read = 0usize;
+            while !self.observed.terminal {
+                let chunk =
+                    match tokio::time::timeout(self.idle_timeout, self.upstream.chunk()).await {
+                        Ok(Ok(Some(chunk))) => chunk,
+                        _ => break,
+                    };
+                read += chunk.len();
+                if let Some(complete) = self.splitter.push(chunk) {
+                    self.observe(&complete);
+                }
+                if read > self.max_event_bytes.saturating_mul(4)
+                    || self.splitter.pending_len() > self.max_event_bytes
+                {
+                    break;
+                }
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::timeout(limit, work) => {}
+            () = grace_over.cancelled() => {}
+        }
+        if self.observed.terminal {
+            tracing::debug!("abandoned stream read to its end; its usage is booked");
+        } else {
+            tracing::info!("abandoned stream not read to its end; booking an estimate");
+        }
+        // The Drop that follows books an estimate if the end was not reached, and cancels
+        // `drained`.
+        self.done = true;
+    }
+
     fn observe(&mut self, complete: &Bytes) {
+        self.observed.deltas += memchr::memmem::find_iter(complete, DELTA_TYPE).count() as u64;
         // Most events are deltas the relay only passes on: find the last sequence number in
         // the raw bytes and parse events only when a lifecycle event is among them (parsing
         // every delta was over half the relay's cost, bench/PROFILE.md). Skipping is safe:
@@ -314,7 +405,9 @@ pub fn relay_stream(
     meta: RequestMeta,
     recorder: Option<TurnRecorder>,
     grace_over: CancellationToken,
+    drain_for: Duration,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    let drained = meta.register_drain();
     let relay = Relay {
         upstream,
         splitter: EventSplitter::default(),
@@ -326,6 +419,9 @@ pub fn relay_stream(
         recorder,
         grace_over,
         done: false,
+        drained,
+        drain_for,
+        is_drainer: false,
     };
     futures_util::stream::unfold(relay, |mut relay| async move {
         let chunk = relay.next_chunk().await?;

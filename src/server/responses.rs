@@ -87,7 +87,10 @@ pub async fn create(
     .await?;
     let probe = probe(&bytes)?;
     let mut bytes = bytes;
-    meta.update(|i| i.stream = probe.stream.unwrap_or(false));
+    meta.update(|i| {
+        i.stream = probe.stream.unwrap_or(false);
+        i.upstream_request_bytes = bytes.len();
+    });
     match probe.model.as_deref() {
         Some(model) => {
             let upstream_model = state.models.resolve(model);
@@ -329,6 +332,7 @@ async fn relay_response(
             meta,
             recorder,
             state.grace_over.clone(),
+            limits.abandoned_stream_drain,
         ))
     } else {
         let retry_after = crate::upstream::retry_after(&upstream.headers);

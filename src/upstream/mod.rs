@@ -145,6 +145,7 @@ pub struct Limits {
     pub hold_first_event: Duration,
     pub key_quarantine: Duration,
     pub rate_limit_cooldown: Duration,
+    pub abandoned_stream_drain: Duration,
 }
 
 /// Picks a region and a key for each request and sends it.
@@ -186,6 +187,7 @@ impl Router {
             hold_first_event: u.hold_first_event,
             key_quarantine: u.key_quarantine,
             rate_limit_cooldown: u.rate_limit_cooldown,
+            abandoned_stream_drain: u.abandoned_stream_drain,
         };
         let mut scrubber = Scrubber::default();
         for region in &regions {
