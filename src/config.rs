@@ -147,6 +147,12 @@ pub struct ModelsConfig {
 pub struct ChatConfig {
     pub max_n: u32,
     pub max_stop: usize,
+    /// Most messages in one request (counted before the body is built into a tree).
+    pub max_messages: usize,
+    /// Most content parts over all messages of one request.
+    pub max_content_parts: usize,
+    /// Most tools (and legacy functions) in one request.
+    pub max_tools: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

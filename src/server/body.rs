@@ -50,3 +50,24 @@ pub fn too_large(limit: usize) -> ApiError {
     )
     .with_code("request_too_large")
 }
+
+/// Bodies larger than this are parsed on the blocking pool.
+const INLINE_PARSE_BYTES: usize = 256 * 1024;
+
+/// Runs `work` (parsing a body of `len` bytes) where it cannot stall the runtime: inline for
+/// small bodies, on the blocking pool for large ones, so `/healthz` and small requests stay
+/// fast while a 10 MB body is parsed.
+pub async fn off_runtime<T: Send + 'static>(
+    len: usize,
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    if len <= INLINE_PARSE_BYTES {
+        return work();
+    }
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|_| {
+        Err(ApiError::server(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "The request could not be parsed (worker failed).",
+        ))
+    })
+}

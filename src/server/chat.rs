@@ -12,8 +12,8 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::sse::{SseParser, event_json};
 use crate::translate::{
-    ChatContext, ChatLimits, ChatPlan, ChunkOut, ChunkTranslator, CompletionBuilder, StreamContext,
-    chat_to_responses, normalize_upstream_error, usage_chunk,
+    ChatContext, ChatLimits, ChatPlan, ChunkOut, ChunkTranslator, CompletionBuilder, SizeLimits,
+    StreamContext, chat_to_responses, check_chat_size, normalize_upstream_error, usage_chunk,
 };
 use crate::upstream::{self, Endpoint, Limits, Target, UpstreamRequest, UpstreamResponse};
 use crate::usage::Usage;
@@ -41,9 +41,19 @@ pub async fn completions(
         state.settings.server.body_read_timeout,
     )
     .await?;
-    let mut chat: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::invalid_request(format!("The request body is not valid JSON: {e}"))
-    })?;
+    let c = &state.settings.chat;
+    let size = SizeLimits {
+        max_messages: c.max_messages,
+        max_content_parts: c.max_content_parts,
+        max_tools: c.max_tools,
+    };
+    let mut chat: Value = body::off_runtime(bytes.len(), move || {
+        check_chat_size(&bytes, size)?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::invalid_request(format!("The request body is not valid JSON: {e}"))
+        })
+    })
+    .await?;
     match chat.get("model").and_then(Value::as_str) {
         Some(model) => {
             let resolved = state.models.resolve(model).to_owned();

@@ -85,7 +85,10 @@ pub async fn create(
         state.settings.server.body_read_timeout,
     )
     .await?;
-    let probe = probe(&bytes)?;
+    let probe = {
+        let bytes = bytes.clone();
+        body::off_runtime(bytes.len(), move || probe(&bytes)).await?
+    };
     let mut bytes = bytes;
     meta.update(|i| {
         i.stream = probe.stream.unwrap_or(false);

@@ -10,6 +10,7 @@ mod messages;
 mod output;
 pub mod request;
 pub mod response;
+mod size;
 pub mod stop;
 pub mod stream;
 mod tools;
@@ -21,6 +22,7 @@ mod tests;
 
 pub use request::{ChatLimits, ChatPlan, chat_to_responses};
 pub use response::{ChatContext, CompletionBuilder, response_to_chat};
+pub use size::{SizeLimits, check_chat_size};
 pub use stop::{StopMatcher, StopStep};
 pub use stream::{ChunkOut, ChunkTranslator, StreamContext, chat_usage, usage_chunk};
 pub use upstream_error::{error_from_payload, normalize_upstream_error};
