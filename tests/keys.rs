@@ -579,7 +579,7 @@ async fn usage_is_exact_after_plain_and_streamed_requests_on_both_endpoints() {
 #[tokio::test]
 async fn an_abandoned_stream_is_read_to_its_end_and_its_usage_booked() {
     let t = Team::start().await;
-    let key = new_key(t.store(), "quitter", |_| {}).await;
+    let key = new_key(t.store(), "quitter", |k| k.tpm = Some(1_000_000)).await;
     let id = key_id(t.store(), "quitter").await;
     let slow = [("x-mock-tokens", "60"), ("x-mock-delay-ms", "20")];
     for (path, body) in [
@@ -633,7 +633,7 @@ async fn without_draining_an_abandoned_stream_is_closed_at_once_and_estimated() 
         "request_timeout = \"10s\"\nabandoned_stream_drain = \"0s\"\n",
     );
     let gw = start_gateway_with_admin(&toml, Some(ADMIN)).await;
-    let key = new_key(&gw.store, "quitter", |_| {}).await;
+    let key = new_key(&gw.store, "quitter", |k| k.tpm = Some(1_000_000)).await;
     let id = key_id(&gw.store, "quitter").await;
     let slow = [("x-mock-tokens", "500"), ("x-mock-delay-ms", "20")];
     let res = post(

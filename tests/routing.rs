@@ -160,11 +160,6 @@ async fn a_slow_non_streaming_answer_is_waited_for_sent_once_and_trips_no_breake
         readyz(&gw).await["regions"][0]["breaker"]["state"],
         "closed"
     );
-    let metrics = metrics_text(&gw).await;
-    assert!(
-        !metrics.contains("qwen_gateway_failovers_total{"),
-        "{metrics}"
-    );
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ mod forward;
 mod load;
 mod procfs;
 mod report;
+mod scrub;
 mod streams;
 mod target;
 
@@ -40,6 +41,12 @@ enum Cli {
         pid: Option<u32>,
         #[arg(long, default_value_t = 5)]
         hold_secs: u64,
+    },
+    /// The cost of keeping secrets out of relayed bytes (`upstream::scrub`), per event.
+    Scrub {
+        /// Streams of 200 events to push through the scrubber.
+        #[arg(long, default_value_t = 2000)]
+        streams: usize,
     },
     /// A bare forwarding proxy (hyper server + reqwest, no parsing): the floor of one hop.
     Forward {
@@ -717,6 +724,10 @@ async fn main() {
     let result = match Cli::parse() {
         Cli::Suite(a) => suite(a).await,
         Cli::Forward { listen, upstream } => forward::run(&listen, &upstream).await,
+        Cli::Scrub { streams } => {
+            scrub::run(streams);
+            Ok(())
+        }
         Cli::Streams {
             base,
             n,

@@ -89,6 +89,21 @@ impl RequestMeta {
         token
     }
 
+    /// Whether a stream this request's client left should be read on to its usage: when a
+    /// team key's token limits count it (walking away must not dodge them). Otherwise the
+    /// upstream request is closed at once (saving what it would still generate) and an
+    /// estimate is booked.
+    pub fn drain_wanted(&self) -> bool {
+        match self.0.lock() {
+            Ok(info) => info.client.as_ref().is_some_and(|k| k.counts_tokens()),
+            Err(poisoned) => poisoned
+                .into_inner()
+                .client
+                .as_ref()
+                .is_some_and(|k| k.counts_tokens()),
+        }
+    }
+
     /// Adds an estimate for a stream whose usage the upstream never reported: `output`
     /// tokens counted from the deltas relayed, input from the request's size (about four
     /// bytes a token), and marks the usage estimated.

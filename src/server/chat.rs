@@ -182,7 +182,7 @@ struct EventSource {
 }
 
 /// As the pass-through's relay: a stream dropped because its client left is read on (not
-/// relayed) to its usage, bounded by `upstream.abandoned_stream_drain`; one that ends
+/// relayed) to its usage when the key's token limits count it, bounded by `upstream.abandoned_stream_drain`; one that ends
 /// without the upstream's count is booked with an estimate.
 impl Drop for EventSource {
     fn drop(&mut self) {
@@ -192,7 +192,7 @@ impl Drop for EventSource {
         }
         let runtime = tokio::runtime::Handle::try_current();
         let (false, false, Ok(runtime)) = (
-            self.settled || self.is_drainer,
+            self.settled || self.is_drainer || !self.meta.drain_wanted(),
             self.drain_for.is_zero(),
             runtime,
         ) else {

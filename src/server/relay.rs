@@ -159,8 +159,8 @@ struct Relay {
     is_drainer: bool,
 }
 
-/// A client that leaves mid-stream does not stop the upstream generating (and billing) the
-/// answer, so the rest is read without being relayed, bounded by `drain_for` and the event
+/// A client that leaves mid-stream must not dodge its key's token limits, so for a key with
+/// token limits the rest is read without being relayed, bounded by `drain_for` and the event
 /// size limit, to book the real usage from its terminal event; a stream that cannot be read
 /// to its end is booked with an estimate.
 impl Drop for Relay {
@@ -171,7 +171,7 @@ impl Drop for Relay {
         }
         // `drained` tokens of drainers are never handed on: a drainer dropped unfinished (its
         // time is up, or the runtime is shutting down) books an estimate, never respawns.
-        if self.done || self.drain_for.is_zero() || self.is_drainer {
+        if self.done || self.drain_for.is_zero() || self.is_drainer || !self.meta.drain_wanted() {
             self.meta.estimate_usage(self.observed.deltas);
             self.drained.cancel();
             return;
@@ -297,7 +297,10 @@ impl Relay {
         }
     }
 
-    /// A Responses-style `error` event that ends a stream the upstream broke off.
+    /// A Responses-style `error` event that ends a stream the upstream broke off. It has
+    /// OpenAI's documented flat fields and the nested `error` object the official SDKs
+    /// look for (openai-python raises on `data.get("error")`, openai-node on `data.error`):
+    /// without it, frameworks on top of them end a broken stream as if it had completed.
     fn error_frame(&mut self, code: &str, message: String) -> Bytes {
         self.done = true;
         self.meta.update(|i| i.error_code = Some(code.to_owned()));
@@ -308,6 +311,12 @@ impl Relay {
             "message": message,
             "param": null,
             "sequence_number": sequence,
+            "error": {
+                "type": crate::error::kind::SERVER,
+                "code": code,
+                "message": message,
+                "param": null,
+            },
         });
         Bytes::from(format!("event: error\ndata: {data}\n\n"))
     }

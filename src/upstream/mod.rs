@@ -18,7 +18,7 @@ mod client;
 pub mod endpoint;
 mod inspect;
 mod region;
-mod scrub;
+pub mod scrub;
 
 pub use body::UpstreamBody;
 pub use breaker::{BreakerSnapshot, BreakerState};

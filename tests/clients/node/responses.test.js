@@ -33,3 +33,15 @@ test("responses.create stream", async () => {
   assert.equal(final.output_text ?? final.output[0].content[0].text, text);
   assert.equal(final.model, MODEL);
 });
+
+test("a broken responses stream throws instead of ending quietly", async () => {
+  const stream = await stack.client.responses.create(
+    { model: MODEL, input: "hi", stream: true },
+    { headers: { "x-mock-drop-after": "6", "x-mock-tokens": "30" } },
+  );
+  const types = [];
+  await assert.rejects(async () => {
+    for await (const event of stream) types.push(event.type);
+  }, /upstream/);
+  assert.ok(!types.includes("response.completed"));
+});

@@ -81,3 +81,17 @@ def test_errors_surface_as_sdk_exceptions(client):
     assert err.value.status_code == 400
     with pytest.raises(openai.RateLimitError):
         client.responses.create(model=MODEL, input="hi", extra_headers={"x-mock-status": "429"})
+
+
+def test_a_broken_stream_raises_instead_of_ending_quietly(client):
+    """The gateway's own error event carries a nested `error` object: the SDK raises on it
+    (a flat one is silently ignored, leaving a truncated answer that looks complete)."""
+    stream = client.responses.create(
+        model=MODEL, input="hi", stream=True, extra_headers={"x-mock-drop-after": "6", "x-mock-tokens": "30"}
+    )
+    seen = []
+    with pytest.raises(openai.APIError) as err:
+        for event in stream:
+            seen.append(event.type)
+    assert "response.completed" not in seen
+    assert "upstream" in str(err.value.message)
