@@ -222,11 +222,11 @@ pub async fn serve(
     background.spawn(crate::telemetry::upkeep_loop());
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(err) => {
                     accept_error(err).await;
                     continue;
@@ -238,10 +238,16 @@ pub async fn serve(
         let builder = builder.clone();
         let mut stop_rx = stop_rx.clone();
         connections.spawn(async move {
-            let service =
-                hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+            // The peer address, for what is decided per client (the admin throttle), as
+            // `axum::serve` would leave it.
+            let service = hyper::service::service_fn(
+                move |mut request: http::Request<hyper::body::Incoming>| {
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
                     app.clone().oneshot(request.map(axum::body::Body::new))
-                });
+                },
+            );
             let conn = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();
