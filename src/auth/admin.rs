@@ -172,18 +172,20 @@ pub async fn list_keys(store: &Store) -> Result<Vec<KeyView>, AuthError> {
 }
 
 /// Revokes the key with this id (tried first) or name and returns it as it now stands.
+/// Two indexed lookups at most, never a listing: a gateway may hold 100,000 keys.
 pub async fn revoke_key(store: &Store, id_or_name: &str) -> Result<KeyView, AuthError> {
-    let records = store.list_keys().await?;
-    let record = records
-        .iter()
-        .find(|r| r.id == id_or_name)
-        .or_else(|| records.iter().find(|r| r.name == id_or_name))
-        .ok_or_else(|| AuthError::KeyNotFound(id_or_name.to_owned()))?;
+    let record = match store.key_by_id(id_or_name).await? {
+        Some(record) => record,
+        None => store
+            .key_by_name(id_or_name)
+            .await?
+            .ok_or_else(|| AuthError::KeyNotFound(id_or_name.to_owned()))?,
+    };
     let now = calendar::now_secs();
     if !store.revoke_key(&record.id, now).await? {
         return Err(AuthError::KeyNotFound(id_or_name.to_owned()));
     }
-    let mut record = record.clone();
+    let mut record = record;
     record.revoked_at.get_or_insert(now);
     Ok(KeyView::of(&record, now))
 }
@@ -217,14 +219,32 @@ pub async fn usage(store: &Store, since: Option<&str>) -> Result<Vec<UsageLine>,
         })?),
         None => None,
     };
-    let names: HashMap<String, String> = store
-        .list_keys()
-        .await?
-        .into_iter()
-        .map(|k| (k.id, k.name))
-        .collect();
     let rows = store.usage(since.as_deref()).await?;
-    let mut lines: Vec<UsageLine> = rows
+    let mut lines = named_lines(store, rows).await?;
+    // Day, then key as people read it (name), then model and region.
+    lines.sort_by(|a, b| {
+        (&a.day, key_label(a), &a.model, &a.region).cmp(&(
+            &b.day,
+            key_label(b),
+            &b.model,
+            &b.region,
+        ))
+    });
+    Ok(lines)
+}
+
+/// Ledger rows with their keys' names, looked up for the key ids these rows have (not by
+/// listing every key).
+async fn named_lines(store: &Store, rows: Vec<UsageRow>) -> Result<Vec<UsageLine>, AuthError> {
+    let mut ids: Vec<String> = rows
+        .iter()
+        .filter(|r| !r.key_id.is_empty())
+        .map(|r| r.key_id.clone())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let names: HashMap<String, String> = store.key_names(&ids).await?;
+    Ok(rows
         .into_iter()
         .map(|r: UsageRow| UsageLine {
             key_name: names.get(&r.key_id).cloned(),
@@ -240,17 +260,7 @@ pub async fn usage(store: &Store, since: Option<&str>) -> Result<Vec<UsageLine>,
             reasoning_tokens: r.reasoning_tokens,
             tool_calls: r.tool_calls,
         })
-        .collect();
-    // Day, then key as people read it (name), then model and region.
-    lines.sort_by(|a, b| {
-        (&a.day, key_label(a), &a.model, &a.region).cmp(&(
-            &b.day,
-            key_label(b),
-            &b.model,
-            &b.region,
-        ))
-    });
-    Ok(lines)
+        .collect())
 }
 
 /// Columns left-aligned (text) or right-aligned (numbers), two spaces apart.

@@ -4,9 +4,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use super::{
-    Clock, History, KeyRecord, StoreError, Turn, UsageDelta, UsageRow, key_conflict, walk_chain,
-};
+use super::records::KeyField;
+use super::{Clock, History, KeyRecord, StoreError, Turn, UsageDelta, UsageRow, walk_chain};
 
 /// A value and the unix-millisecond instant it stops being visible.
 #[derive(Debug)]
@@ -92,8 +91,7 @@ impl<T> Bounded<T> {
 struct Maps {
     affinity: Mutex<Bounded<String>>,
     turns: Mutex<Bounded<Turn>>,
-    /// By id; a handful of keys, so lookups by name or hash just scan.
-    keys: Mutex<HashMap<String, KeyRecord>>,
+    keys: Mutex<Keys>,
     counters: Mutex<HashMap<String, Expiring<u64>>>,
     /// Ordered by (day, key id, model, region): listing comes out sorted.
     usage: Mutex<BTreeMap<UsageKey, UsageRow>>,
@@ -112,6 +110,26 @@ impl Default for Maps {
 }
 
 type UsageKey = (String, String, String, String);
+
+/// Team keys by id, with an index per unique field and one in listing order, so no
+/// operation scans (a gateway may hold 100,000 keys). Keys are never deleted, so the
+/// indexes only grow with `create_key`, which writes all of them under one lock.
+#[derive(Debug, Default)]
+struct Keys {
+    by_id: HashMap<String, KeyRecord>,
+    /// Name → id.
+    by_name: HashMap<String, String>,
+    /// Hash → id.
+    by_hash: HashMap<String, String>,
+    /// (created_at, name) → id: the listing order (names are unique, so keys are too).
+    order: BTreeMap<(i64, String), String>,
+}
+
+impl Keys {
+    fn named(&self, name: &str) -> Option<&KeyRecord> {
+        self.by_name.get(name).and_then(|id| self.by_id.get(id))
+    }
+}
 
 /// Maps behind `std::sync::Mutex`: every operation is short and never awaits while locked.
 #[derive(Debug, Clone)]
@@ -208,39 +226,79 @@ impl MemoryStore {
 
     pub(crate) fn create_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
         let mut keys = lock(&self.maps.keys);
-        if let Some(err) = key_conflict(keys.values(), key) {
-            return Err(err);
+        let clash = if keys.by_id.contains_key(&key.id) {
+            Some(KeyField::Id)
+        } else if keys.by_name.contains_key(&key.name) {
+            Some(KeyField::Name)
+        } else if keys.by_hash.contains_key(&key.hash) {
+            Some(KeyField::Hash)
+        } else {
+            None
+        };
+        if let Some(field) = clash {
+            return Err(field.conflict(key));
         }
-        keys.insert(key.id.clone(), key.clone());
+        keys.by_name.insert(key.name.clone(), key.id.clone());
+        keys.by_hash.insert(key.hash.clone(), key.id.clone());
+        keys.order
+            .insert((key.created_at, key.name.clone()), key.id.clone());
+        keys.by_id.insert(key.id.clone(), key.clone());
         Ok(())
     }
 
     pub(crate) fn key_by_hash(&self, hash: &str) -> Result<Option<KeyRecord>, StoreError> {
-        Ok(lock(&self.maps.keys)
-            .values()
-            .find(|k| k.hash == hash)
+        let keys = lock(&self.maps.keys);
+        Ok(keys
+            .by_hash
+            .get(hash)
+            .and_then(|id| keys.by_id.get(id))
             .cloned())
     }
 
+    pub(crate) fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        Ok(lock(&self.maps.keys).by_id.get(id).cloned())
+    }
+
+    pub(crate) fn key_by_name(&self, name: &str) -> Result<Option<KeyRecord>, StoreError> {
+        Ok(lock(&self.maps.keys).named(name).cloned())
+    }
+
+    pub(crate) fn key_names(&self, ids: &[String]) -> Result<HashMap<String, String>, StoreError> {
+        let keys = lock(&self.maps.keys);
+        Ok(ids
+            .iter()
+            .filter_map(|id| keys.by_id.get(id))
+            .map(|k| (k.id.clone(), k.name.clone()))
+            .collect())
+    }
+
     pub(crate) fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        let mut keys: Vec<KeyRecord> = lock(&self.maps.keys).values().cloned().collect();
-        keys.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
-        Ok(keys)
+        let keys = lock(&self.maps.keys);
+        Ok(keys
+            .order
+            .values()
+            .filter_map(|id| keys.by_id.get(id))
+            .cloned()
+            .collect())
     }
 
     pub(crate) fn revoke_key(&self, id_or_name: &str, at: i64) -> Result<bool, StoreError> {
         let mut keys = lock(&self.maps.keys);
-        let id = match keys.get(id_or_name) {
+        // By id first, so a key named like another key's id cannot shadow it.
+        let id = match keys.by_id.get(id_or_name) {
             Some(k) => k.id.clone(),
-            None => match keys.values().find(|k| k.name == id_or_name) {
-                Some(k) => k.id.clone(),
+            None => match keys.by_name.get(id_or_name) {
+                Some(id) => id.clone(),
                 None => return Ok(false),
             },
         };
-        if let Some(key) = keys.get_mut(&id) {
-            key.revoked_at.get_or_insert(at);
+        match keys.by_id.get_mut(&id) {
+            Some(key) => {
+                key.revoked_at.get_or_insert(at);
+                Ok(true)
+            }
+            None => Ok(false),
         }
-        Ok(true)
     }
 
     pub(crate) fn incr_counter(

@@ -21,6 +21,7 @@ pub mod sqlite;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 pub(crate) use chain::walk_chain;
@@ -213,13 +214,31 @@ impl Store {
         dispatch!(self, key_by_hash(hash))
     }
 
+    /// The key with this id, revoked or not (an indexed lookup in every backend).
+    pub async fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        dispatch!(self, key_by_id(id))
+    }
+
+    /// The key with this name, revoked or not (an indexed lookup in every backend).
+    pub async fn key_by_name(&self, name: &str) -> Result<Option<KeyRecord>, StoreError> {
+        dispatch!(self, key_by_name(name))
+    }
+
+    /// The names of the keys among `ids` (id → name; unknown ids are left out), one
+    /// indexed lookup per id: reports name the keys of the rows they show without listing
+    /// every key.
+    pub async fn key_names(&self, ids: &[String]) -> Result<HashMap<String, String>, StoreError> {
+        dispatch!(self, key_names(ids))
+    }
+
     /// Every key, revoked ones included, ordered by `created_at` then `name`.
     pub async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         dispatch!(self, list_keys())
     }
 
     /// Revokes the key whose id (tried first) or name is `id_or_name` at `at` (unix
-    /// seconds). `false` when there is no such key; revoking again keeps the first time.
+    /// seconds), found through the id and name indexes. `false` when there is no such key;
+    /// revoking again keeps the first time.
     pub async fn revoke_key(&self, id_or_name: &str, at: i64) -> Result<bool, StoreError> {
         dispatch!(self, revoke_key(id_or_name, at))
     }

@@ -254,7 +254,7 @@ impl RedisStore {
         }
     }
 
-    async fn key_by_id(&self, op: &'static str, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+    async fn fetch_key(&self, op: &'static str, id: &str) -> Result<Option<KeyRecord>, StoreError> {
         let fields: HashMap<String, String> = self
             .query(op, cmd("HGETALL").arg(self.key("key", id)))
             .await?;
@@ -267,9 +267,49 @@ impl RedisStore {
             .query(op, cmd("GET").arg(self.key("key-hash", hash)))
             .await?;
         match id {
-            Some(id) => self.key_by_id(op, &id).await,
+            Some(id) => self.fetch_key(op, &id).await,
             None => Ok(None),
         }
+    }
+
+    pub(crate) async fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        self.fetch_key("key_by_id", id).await
+    }
+
+    pub(crate) async fn key_by_name(&self, name: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let op = "key_by_name";
+        let id: Option<String> = self
+            .query(op, cmd("GET").arg(self.key("key-name", name)))
+            .await?;
+        match id {
+            Some(id) => self.fetch_key(op, &id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// One pipelined `HGET key:{id} name` per id.
+    pub(crate) async fn key_names(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let op = "key_names";
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut fetch = pipe();
+        for id in ids {
+            fetch.cmd("HGET").arg(self.key("key", id)).arg("name");
+        }
+        let names: Vec<Option<String>> = self.query_pipe(op, &fetch).await?;
+        let mut found = HashMap::with_capacity(ids.len());
+        for (id, name) in ids.iter().zip(names) {
+            if let Some(json) = name {
+                // Fields hold JSON values (see `encode_key`).
+                let name: String = serde_json::from_str(&json).map_err(codec(op))?;
+                found.insert(id.clone(), name);
+            }
+        }
+        Ok(found)
     }
 
     pub(crate) async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {

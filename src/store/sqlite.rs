@@ -1,6 +1,7 @@
 //! Embedded backend: one SQLite file (WAL), safe to share between gateway processes on one
 //! host. Every call runs on the blocking pool so SQLite's file I/O never stalls the runtime.
 
+use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -220,16 +221,55 @@ impl SqliteStore {
     }
 
     pub(crate) async fn key_by_hash(&self, hash: &str) -> Result<Option<KeyRecord>, StoreError> {
-        let hash = hash.to_owned();
-        self.call("key_by_hash", move |conn, _| {
-            conn.query_row(
-                &format!("SELECT {KEY_COLUMNS} FROM keys WHERE hash = ?1"),
-                params![hash],
-                key_from_row,
-            )
-            .optional()
-            .map_err(backend("key_by_hash"))?
-            .transpose()
+        self.key_where("key_by_hash", "hash", hash).await
+    }
+
+    pub(crate) async fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        self.key_where("key_by_id", "id", id).await
+    }
+
+    pub(crate) async fn key_by_name(&self, name: &str) -> Result<Option<KeyRecord>, StoreError> {
+        self.key_where("key_by_name", "name", name).await
+    }
+
+    /// The key whose `column` (`id`, `name` or `hash`: each its own index) is `value`.
+    async fn key_where(
+        &self,
+        op: &'static str,
+        column: &'static str,
+        value: &str,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let value = value.to_owned();
+        self.call(op, move |conn, _| {
+            conn.prepare_cached(&key_where_sql(column))
+                .and_then(|mut stmt| stmt.query_row(params![value], key_from_row).optional())
+                .map_err(backend(op))?
+                .transpose()
+        })
+        .await
+    }
+
+    pub(crate) async fn key_names(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let ids = ids.to_vec();
+        self.call("key_names", move |conn, _| {
+            let op = backend("key_names");
+            let mut stmt = conn
+                .prepare_cached("SELECT name FROM keys WHERE id = ?1")
+                .map_err(&op)?;
+            let mut names = HashMap::with_capacity(ids.len());
+            for id in ids {
+                let name: Option<String> = stmt
+                    .query_row(params![id], |row| row.get(0))
+                    .optional()
+                    .map_err(&op)?;
+                if let Some(name) = name {
+                    names.insert(id, name);
+                }
+            }
+            Ok(names)
         })
         .await
     }
@@ -259,14 +299,8 @@ impl SqliteStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(&op)?;
-            // By id first, so a key named like another key's id cannot shadow it.
             let id: Option<String> = tx
-                .query_row(
-                    "SELECT id FROM keys WHERE id = ?1
-                     UNION ALL SELECT id FROM keys WHERE name = ?1 LIMIT 1",
-                    params![target],
-                    |row| row.get(0),
-                )
+                .query_row(REVOKE_FIND_ID, params![target], |row| row.get(0))
                 .optional()
                 .map_err(&op)?;
             let Some(id) = id else {
@@ -532,6 +566,17 @@ fn fetch_turn(
 
 const KEY_COLUMNS: &str = "id, name, hash, prefix, models_json, regions_json, rpm, tpm, \
      daily_tokens, created_at, expires_at, revoked_at";
+
+/// A key by one of its unique columns (`id`, `name`, `hash`), each backed by its
+/// UNIQUE/PRIMARY KEY index.
+pub(crate) fn key_where_sql(column: &str) -> String {
+    format!("SELECT {KEY_COLUMNS} FROM keys WHERE {column} = ?1")
+}
+
+/// The id of the key whose id, else name, is `?1`: two index lookups. By id first, so a
+/// key named like another key's id cannot shadow it.
+pub(crate) const REVOKE_FIND_ID: &str = "SELECT id FROM keys WHERE id = ?1
+     UNION ALL SELECT id FROM keys WHERE name = ?1 LIMIT 1";
 
 /// A row of [`KEY_COLUMNS`]; the outer error is SQLite's, the inner one a bad JSON column.
 fn key_from_row(row: &Row<'_>) -> rusqlite::Result<Result<KeyRecord, StoreError>> {

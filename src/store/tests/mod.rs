@@ -186,6 +186,7 @@ store_suite!(
     keys_conflicts_write_nothing,
     keys_revoke,
     keys_revoke_prefers_id_over_name,
+    keys_found_by_id_and_by_name,
     counters_add_and_read,
     counters_window_is_not_extended,
     counters_concurrent_increments_are_exact,

@@ -6,6 +6,7 @@ use rusqlite::Connection;
 
 use super::START_MILLIS;
 use crate::store::migrations::MIGRATIONS;
+use crate::store::sqlite::{REVOKE_FIND_ID, key_where_sql};
 use crate::store::{Clock, Store, StoreError, UsageDelta};
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -99,6 +100,37 @@ async fn upgrades_a_version_1_database_in_place() {
         Some("intl")
     );
     assert_eq!(store.incr_counter("new", 1, HOUR).await.unwrap(), 1);
+}
+
+/// SQLite's plan for `sql`, one detail per step (`SCAN t` means a full scan).
+fn query_plan(conn: &Connection, sql: &str) -> String {
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    // Unbound parameters are NULL: enough to plan with.
+    let mut rows = stmt.raw_query();
+    let mut steps = Vec::new();
+    while let Some(row) = rows.next().unwrap() {
+        steps.push(row.get::<_, String>(3).unwrap());
+    }
+    steps.join("; ")
+}
+
+#[tokio::test]
+async fn key_lookups_and_revocation_use_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, url) = db_url(&dir);
+    drop(Store::open(&url).await.unwrap());
+    let conn = Connection::open(path).unwrap();
+    for sql in [
+        key_where_sql("id"),
+        key_where_sql("name"),
+        key_where_sql("hash"),
+        REVOKE_FIND_ID.to_owned(),
+        "SELECT name FROM keys WHERE id = ?1".to_owned(),
+    ] {
+        let plan = query_plan(&conn, &sql);
+        assert!(plan.contains("USING INDEX"), "{sql}: {plan}");
+        assert!(!plan.contains("SCAN"), "{sql}: {plan}");
+    }
 }
 
 #[tokio::test]

@@ -288,6 +288,32 @@ pub(super) async fn keys_revoke(f: &Fixture) {
     assert_eq!(s.key_by_hash(&other.hash).await.unwrap(), Some(other));
 }
 
+pub(super) async fn keys_found_by_id_and_by_name(f: &Fixture) {
+    let s = &f.store;
+    let a = key("k1", "alice", 100);
+    let b = key("k2", "bob", 100);
+    s.create_key(&a).await.unwrap();
+    s.create_key(&b).await.unwrap();
+    assert_eq!(s.key_by_id("k1").await.unwrap(), Some(a.clone()));
+    assert_eq!(s.key_by_id("alice").await.unwrap(), None, "a name is no id");
+    assert_eq!(s.key_by_name("bob").await.unwrap(), Some(b.clone()));
+    assert_eq!(s.key_by_name("k2").await.unwrap(), None, "an id is no name");
+    assert_eq!(s.key_by_name("nobody").await.unwrap(), None);
+    assert!(s.revoke_key("alice", 5).await.unwrap());
+    let revoked = s.key_by_id("k1").await.unwrap().unwrap();
+    assert_eq!(revoked.revoked_at, Some(5));
+    assert_eq!(s.key_by_name("alice").await.unwrap(), Some(revoked));
+
+    let ids = ["k1", "k2", "k9", ""].map(String::from);
+    let names = s.key_names(&ids).await.unwrap();
+    let expected = std::collections::HashMap::from([
+        ("k1".to_owned(), "alice".to_owned()),
+        ("k2".to_owned(), "bob".to_owned()),
+    ]);
+    assert_eq!(names, expected);
+    assert!(s.key_names(&[]).await.unwrap().is_empty());
+}
+
 pub(super) async fn keys_revoke_prefers_id_over_name(f: &Fixture) {
     let s = &f.store;
     let target = key("alpha", "first", 100);
