@@ -4,8 +4,13 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use super::records::KeyField;
-use super::{Clock, History, KeyRecord, StoreError, Turn, UsageDelta, UsageRow, walk_chain};
+use std::ops::Bound;
+
+use super::records::{KeyField, UsageFrom};
+use super::{
+    Clock, History, KeyRecord, Page, StoreError, Turn, UsageCursor, UsageDelta, UsageRow,
+    walk_chain,
+};
 
 /// A value and the unix-millisecond instant it stops being visible.
 #[derive(Debug)]
@@ -282,6 +287,26 @@ impl MemoryStore {
             .collect())
     }
 
+    pub(crate) fn list_keys_page(
+        &self,
+        after: Option<&KeyRecord>,
+        limit: usize,
+    ) -> Result<Page<KeyRecord>, StoreError> {
+        let keys = lock(&self.maps.keys);
+        let from = match after {
+            Some(k) => Bound::Excluded((k.created_at, k.name.clone())),
+            None => Bound::Unbounded,
+        };
+        let items = keys
+            .order
+            .range((from, Bound::Unbounded))
+            .filter_map(|(_, id)| keys.by_id.get(id))
+            .take(limit.saturating_add(1))
+            .cloned()
+            .collect();
+        Ok(Page::of(items, limit))
+    }
+
     pub(crate) fn revoke_key(&self, id_or_name: &str, at: i64) -> Result<bool, StoreError> {
         let mut keys = lock(&self.maps.keys);
         // By id first, so a key named like another key's id cannot shadow it.
@@ -352,6 +377,34 @@ impl MemoryStore {
             })
             .add(delta);
         Ok(())
+    }
+
+    pub(crate) fn usage_page(
+        &self,
+        since_day: Option<&str>,
+        after: Option<&UsageCursor>,
+        limit: usize,
+    ) -> Result<Page<UsageRow>, StoreError> {
+        let key = |day: &str, key_id: &str, model: &str, region: &str| -> UsageKey {
+            (
+                day.to_owned(),
+                key_id.to_owned(),
+                model.to_owned(),
+                region.to_owned(),
+            )
+        };
+        let from = match UsageFrom::new(since_day, after) {
+            UsageFrom::Start => Bound::Unbounded,
+            // The smallest key of that day.
+            UsageFrom::Day(day) => Bound::Included(key(day, "", "", "")),
+            UsageFrom::After(c) => Bound::Excluded(key(&c.day, &c.key_id, &c.model, &c.region)),
+        };
+        let items = lock(&self.maps.usage)
+            .range((from, Bound::Unbounded))
+            .take(limit.saturating_add(1))
+            .map(|(_, row)| row.clone())
+            .collect();
+        Ok(Page::of(items, limit))
     }
 
     pub(crate) fn usage(&self, since_day: Option<&str>) -> Result<Vec<UsageRow>, StoreError> {

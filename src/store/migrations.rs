@@ -63,6 +63,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         tool_calls       INTEGER NOT NULL,
         PRIMARY KEY (day, key_id, model, region)
      ) WITHOUT ROWID;",
+    // 3 (admin-hardening: keys listing index): `/admin/keys` pages seek to (created_at,
+    // name), the listing order, instead of scanning and sorting every key per page. An
+    // index only, and IF NOT EXISTS, so it is harmless in whatever position it ends up.
+    "CREATE INDEX IF NOT EXISTS keys_created_at_name ON keys (created_at, name);",
 ];
 
 /// Brings the schema up to date in one IMMEDIATE transaction, so two gateways starting on

@@ -27,7 +27,7 @@ use std::time::Duration;
 pub(crate) use chain::walk_chain;
 pub use clock::Clock;
 pub(crate) use records::key_conflict;
-pub use records::{KeyRecord, UsageDelta, UsageRow};
+pub use records::{KeyRecord, Page, UsageCursor, UsageDelta, UsageRow};
 
 /// The configured state store. Cloning is cheap and clones share the same state.
 #[derive(Debug, Clone)]
@@ -236,6 +236,18 @@ impl Store {
         dispatch!(self, list_keys())
     }
 
+    /// Up to `limit` keys in [`Store::list_keys`]'s order (`created_at`, then `name`),
+    /// starting just after `after` (`None`: from the first). A keyset page: the store seeks
+    /// to `after`'s (created_at, name) through an index and reads `limit + 1` keys, so a
+    /// page costs the same wherever it is, and keys created meanwhile never shift a page.
+    pub async fn list_keys_page(
+        &self,
+        after: Option<&KeyRecord>,
+        limit: usize,
+    ) -> Result<Page<KeyRecord>, StoreError> {
+        dispatch!(self, list_keys_page(after, limit))
+    }
+
     /// Revokes the key whose id (tried first) or name is `id_or_name` at `at` (unix
     /// seconds), found through the id and name indexes. `false` when there is no such key;
     /// revoking again keeps the first time.
@@ -270,6 +282,20 @@ impl Store {
     /// day, key id, model, region.
     pub async fn usage(&self, since_day: Option<&str>) -> Result<Vec<UsageRow>, StoreError> {
         dispatch!(self, usage(since_day))
+    }
+
+    /// Up to `limit` ledger rows from `since_day` on (inclusive), starting just after
+    /// `after`, in the store's order: day, key id, model, region (on Redis, the order of
+    /// the rows' JSON identities, the same but for names with characters sorting below `"`,
+    /// such as spaces, or needing JSON escapes). Seeks through the ledger's key and reads
+    /// `limit + 1` rows.
+    pub async fn usage_page(
+        &self,
+        since_day: Option<&str>,
+        after: Option<&UsageCursor>,
+        limit: usize,
+    ) -> Result<Page<UsageRow>, StoreError> {
+        dispatch!(self, usage_page(since_day, after, limit))
     }
 
     /// Deletes expired records and returns how many went. Reads already ignore them; this

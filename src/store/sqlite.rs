@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, TransactionBehavior, params};
 
-use super::records::{USAGE_COUNTERS, to_i64, to_u64};
+use super::records::{USAGE_COUNTERS, UsageFrom, to_i64, to_u64};
 use super::{
-    Clock, History, KeyRecord, StoreError, Turn, UsageDelta, UsageRow, key_conflict, migrations,
-    walk_chain,
+    Clock, History, KeyRecord, Page, StoreError, Turn, UsageCursor, UsageDelta, UsageRow,
+    key_conflict, migrations, walk_chain,
 };
 
 /// How long a write waits for another process's lock before failing with "database is
@@ -292,6 +292,36 @@ impl SqliteStore {
         .await
     }
 
+    pub(crate) async fn list_keys_page(
+        &self,
+        after: Option<&KeyRecord>,
+        limit: usize,
+    ) -> Result<Page<KeyRecord>, StoreError> {
+        let after = after.map(|k| (k.created_at, k.name.clone()));
+        let fetch = limit_param(limit);
+        self.call("list_keys_page", move |conn, _| {
+            let op = backend("list_keys_page");
+            let mut keys = Vec::new();
+            let mut stmt;
+            let rows = match &after {
+                Some((created_at, name)) => {
+                    stmt = conn.prepare_cached(KEYS_PAGE_AFTER).map_err(&op)?;
+                    stmt.query_map(params![created_at, name, fetch], key_from_row)
+                }
+                None => {
+                    stmt = conn.prepare_cached(KEYS_PAGE_FIRST).map_err(&op)?;
+                    stmt.query_map(params![fetch], key_from_row)
+                }
+            }
+            .map_err(&op)?;
+            for row in rows {
+                keys.push(row.map_err(&op)??);
+            }
+            Ok(Page::of(keys, limit))
+        })
+        .await
+    }
+
     pub(crate) async fn revoke_key(&self, id_or_name: &str, at: i64) -> Result<bool, StoreError> {
         let target = id_or_name.to_owned();
         self.call("revoke_key", move |conn, _| {
@@ -390,21 +420,50 @@ impl SqliteStore {
                 ))
                 .map_err(&op)?;
             let rows = stmt
-                .query_map(params![since], |row| {
-                    let mut c = [0u64; 7];
-                    for (i, slot) in c.iter_mut().enumerate() {
-                        *slot = to_u64(row.get(4 + i)?);
-                    }
-                    Ok(UsageRow::from_parts(
-                        row.get(0)?,
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                        c,
-                    ))
-                })
+                .query_map(params![since], usage_from_row)
                 .map_err(&op)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(&op)
+        })
+        .await
+    }
+
+    pub(crate) async fn usage_page(
+        &self,
+        since_day: Option<&str>,
+        after: Option<&UsageCursor>,
+        limit: usize,
+    ) -> Result<Page<UsageRow>, StoreError> {
+        // Owned copies for the blocking pool; the same bound the other backends use.
+        enum From {
+            Start,
+            Day(String),
+            After(UsageCursor),
+        }
+        let from = match UsageFrom::new(since_day, after) {
+            UsageFrom::Start => From::Start,
+            UsageFrom::Day(day) => From::Day(day.to_owned()),
+            UsageFrom::After(c) => From::After(c.clone()),
+        };
+        let fetch = limit_param(limit);
+        self.call("usage_page", move |conn, _| {
+            let op = backend("usage_page");
+            let (condition, args): (&str, Vec<&dyn ToSql>) = match &from {
+                From::Start => ("", vec![&fetch]),
+                From::Day(day) => (USAGE_FROM_DAY, vec![&fetch, day]),
+                From::After(c) => (
+                    USAGE_AFTER_ROW,
+                    vec![&fetch, &c.day, &c.key_id, &c.model, &c.region],
+                ),
+            };
+            let mut stmt = conn
+                .prepare_cached(&usage_page_sql(condition))
+                .map_err(&op)?;
+            let rows = stmt
+                .query_map(args.as_slice(), usage_from_row)
+                .map_err(&op)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(&op)?;
+            Ok(Page::of(rows, limit))
         })
         .await
     }
@@ -564,8 +623,63 @@ fn fetch_turn(
     }))
 }
 
-const KEY_COLUMNS: &str = "id, name, hash, prefix, models_json, regions_json, rpm, tpm, \
-     daily_tokens, created_at, expires_at, revoked_at";
+/// The columns [`key_from_row`] reads, as a literal so `concat!` can build queries with it.
+macro_rules! key_columns {
+    () => {
+        "id, name, hash, prefix, models_json, regions_json, rpm, tpm, daily_tokens, \
+         created_at, expires_at, revoked_at"
+    };
+}
+
+const KEY_COLUMNS: &str = key_columns!();
+
+/// The first page of keys, in listing order, through `keys_created_at_name`.
+pub(crate) const KEYS_PAGE_FIRST: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    " FROM keys ORDER BY created_at, name LIMIT ?1"
+);
+
+/// The page after the key with (created_at, name) = (?1, ?2): a seek in
+/// `keys_created_at_name`, not a scan.
+pub(crate) const KEYS_PAGE_AFTER: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    " FROM keys WHERE (created_at, name) > (?1, ?2) ORDER BY created_at, name LIMIT ?3"
+);
+
+/// A page of the ledger from a bound ([`USAGE_FROM_DAY`], [`USAGE_AFTER_ROW`] or none), at
+/// most `?1` rows: a seek in the primary key (the table is clustered on it).
+pub(crate) fn usage_page_sql(condition: &str) -> String {
+    let columns = USAGE_COUNTERS.join(", ");
+    format!(
+        "SELECT day, key_id, model, region, {columns} FROM usage {condition}
+         ORDER BY day, key_id, model, region LIMIT ?1"
+    )
+}
+
+pub(crate) const USAGE_FROM_DAY: &str = "WHERE day >= ?2";
+pub(crate) const USAGE_AFTER_ROW: &str = "WHERE (day, key_id, model, region) > (?2, ?3, ?4, ?5)";
+
+/// SQLite's `LIMIT` for a page of `limit`: one more row, to tell whether more follow.
+fn limit_param(limit: usize) -> i64 {
+    i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX)
+}
+
+/// A row of `day, key_id, model, region` and the [`USAGE_COUNTERS`].
+fn usage_from_row(row: &Row<'_>) -> rusqlite::Result<UsageRow> {
+    let mut c = [0u64; 7];
+    for (i, slot) in c.iter_mut().enumerate() {
+        *slot = to_u64(row.get(4 + i)?);
+    }
+    Ok(UsageRow::from_parts(
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        c,
+    ))
+}
 
 /// A key by one of its unique columns (`id`, `name`, `hash`), each backed by its
 /// UNIQUE/PRIMARY KEY index.

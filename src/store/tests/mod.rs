@@ -187,11 +187,13 @@ store_suite!(
     keys_revoke,
     keys_revoke_prefers_id_over_name,
     keys_found_by_id_and_by_name,
+    keys_pages_follow_the_listing_order,
     counters_add_and_read,
     counters_window_is_not_extended,
     counters_concurrent_increments_are_exact,
     usage_adds_into_rows,
     usage_since_filters_by_day,
+    usage_pages_follow_the_ledger_order,
     usage_concurrent_records_are_exact,
     purge_expired_removes_only_expired,
 );
