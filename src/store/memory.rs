@@ -1,6 +1,6 @@
 //! In-process backend: state dies with the process, which is what `store.url = "memory"` asks for.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -230,24 +230,37 @@ impl MemoryStore {
     }
 
     pub(crate) fn create_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
+        self.create_keys(std::slice::from_ref(key))
+    }
+
+    /// All or nothing: every key is checked (against the store and the batch) before any
+    /// is written, under one lock.
+    pub(crate) fn create_keys(&self, batch: &[KeyRecord]) -> Result<(), StoreError> {
         let mut keys = lock(&self.maps.keys);
-        let clash = if keys.by_id.contains_key(&key.id) {
-            Some(KeyField::Id)
-        } else if keys.by_name.contains_key(&key.name) {
-            Some(KeyField::Name)
-        } else if keys.by_hash.contains_key(&key.hash) {
-            Some(KeyField::Hash)
-        } else {
-            None
-        };
-        if let Some(field) = clash {
-            return Err(field.conflict(key));
+        let mut ids = HashSet::new();
+        let mut names = HashSet::new();
+        let mut hashes = HashSet::new();
+        for key in batch {
+            let clash = if keys.by_id.contains_key(&key.id) || !ids.insert(&key.id) {
+                Some(KeyField::Id)
+            } else if keys.by_name.contains_key(&key.name) || !names.insert(&key.name) {
+                Some(KeyField::Name)
+            } else if keys.by_hash.contains_key(&key.hash) || !hashes.insert(&key.hash) {
+                Some(KeyField::Hash)
+            } else {
+                None
+            };
+            if let Some(field) = clash {
+                return Err(field.conflict(key));
+            }
         }
-        keys.by_name.insert(key.name.clone(), key.id.clone());
-        keys.by_hash.insert(key.hash.clone(), key.id.clone());
-        keys.order
-            .insert((key.created_at, key.name.clone()), key.id.clone());
-        keys.by_id.insert(key.id.clone(), key.clone());
+        for key in batch {
+            keys.by_name.insert(key.name.clone(), key.id.clone());
+            keys.by_hash.insert(key.hash.clone(), key.id.clone());
+            keys.order
+                .insert((key.created_at, key.name.clone()), key.id.clone());
+            keys.by_id.insert(key.id.clone(), key.clone());
+        }
         Ok(())
     }
 

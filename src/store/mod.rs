@@ -209,6 +209,14 @@ impl Store {
         dispatch!(self, create_key(key))
     }
 
+    /// Adds many keys at once (an import; tests' fixtures), each checked as
+    /// [`Store::create_key`] checks it, against the store and the keys before it. The first
+    /// conflict is the error: SQLite (one transaction) and memory (one lock) then write none
+    /// of `keys`; Redis creates them one by one and keeps those before it.
+    pub async fn create_keys(&self, keys: &[KeyRecord]) -> Result<(), StoreError> {
+        dispatch!(self, create_keys(keys))
+    }
+
     /// The key whose raw value hashes to `hash` (lowercase hex SHA-256), revoked or not.
     pub async fn key_by_hash(&self, hash: &str) -> Result<Option<KeyRecord>, StoreError> {
         dispatch!(self, key_by_hash(hash))

@@ -282,6 +282,15 @@ impl RedisStore {
         }
     }
 
+    /// Key by key (each one atomic, the batch not): Redis has no transaction that could
+    /// check a conflict and roll back what came before it.
+    pub(crate) async fn create_keys(&self, keys: &[KeyRecord]) -> Result<(), StoreError> {
+        for key in keys {
+            self.create_key(key).await?;
+        }
+        Ok(())
+    }
+
     async fn fetch_key(&self, op: &'static str, id: &str) -> Result<Option<KeyRecord>, StoreError> {
         let fields: HashMap<String, String> = self
             .query(op, cmd("HGETALL").arg(self.key("key", id)))

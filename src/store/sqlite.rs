@@ -170,52 +170,69 @@ impl SqliteStore {
     }
 
     pub(crate) async fn create_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
-        let models = serde_json::to_string(&key.models).map_err(codec("create_key"))?;
-        let regions = serde_json::to_string(&key.regions).map_err(codec("create_key"))?;
-        let key = key.clone();
-        self.call("create_key", move |conn, _| {
-            let op = backend("create_key");
-            // IMMEDIATE takes the write lock first, so check-then-insert is atomic across
-            // processes; the UNIQUE constraints are the backstop.
+        self.create_keys(std::slice::from_ref(key)).await
+    }
+
+    /// One IMMEDIATE transaction for the whole batch: it takes the write lock first, so
+    /// check-then-insert is atomic across processes (the UNIQUE constraints are the
+    /// backstop), and a conflict rolls every key of the batch back.
+    pub(crate) async fn create_keys(&self, keys: &[KeyRecord]) -> Result<(), StoreError> {
+        let op = "create_key";
+        let mut rows = Vec::with_capacity(keys.len());
+        for key in keys {
+            let models = serde_json::to_string(&key.models).map_err(codec(op))?;
+            let regions = serde_json::to_string(&key.regions).map_err(codec(op))?;
+            rows.push((key.clone(), models, regions));
+        }
+        self.call(op, move |conn, _| {
+            let fail = backend(op);
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(&op)?;
-            let existing = {
-                let mut stmt = tx
-                    .prepare(&format!(
+                .map_err(&fail)?;
+            {
+                let mut find = tx
+                    .prepare_cached(&format!(
                         "SELECT {KEY_COLUMNS} FROM keys WHERE id = ?1 OR name = ?2 OR hash = ?3"
                     ))
-                    .map_err(&op)?;
-                let rows = stmt
-                    .query_map(params![key.id, key.name, key.hash], key_from_row)
-                    .map_err(&op)?;
-                rows.collect::<Result<Vec<_>, _>>().map_err(&op)?
-            };
-            let existing = existing.into_iter().collect::<Result<Vec<_>, _>>()?;
-            if let Some(err) = key_conflict(&existing, &key) {
-                return Err(err);
+                    .map_err(&fail)?;
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT INTO keys (id, name, hash, prefix, models_json, regions_json,
+                             rpm, tpm, daily_tokens, created_at, expires_at, revoked_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    )
+                    .map_err(&fail)?;
+                for (key, models, regions) in &rows {
+                    // Keys inserted earlier in this transaction are seen too.
+                    let existing = find
+                        .query_map(params![key.id, key.name, key.hash], key_from_row)
+                        .map_err(&fail)?
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(&fail)?
+                        .into_iter()
+                        .collect::<Result<Vec<_>, _>>()?;
+                    if let Some(err) = key_conflict(&existing, key) {
+                        return Err(err);
+                    }
+                    insert
+                        .execute(params![
+                            key.id,
+                            key.name,
+                            key.hash,
+                            key.prefix,
+                            models,
+                            regions,
+                            key.rpm.map(to_i64),
+                            key.tpm.map(to_i64),
+                            key.daily_tokens.map(to_i64),
+                            key.created_at,
+                            key.expires_at,
+                            key.revoked_at
+                        ])
+                        .map_err(&fail)?;
+                }
             }
-            tx.execute(
-                "INSERT INTO keys (id, name, hash, prefix, models_json, regions_json, rpm, tpm,
-                     daily_tokens, created_at, expires_at, revoked_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                params![
-                    key.id,
-                    key.name,
-                    key.hash,
-                    key.prefix,
-                    models,
-                    regions,
-                    key.rpm.map(to_i64),
-                    key.tpm.map(to_i64),
-                    key.daily_tokens.map(to_i64),
-                    key.created_at,
-                    key.expires_at,
-                    key.revoked_at
-                ],
-            )
-            .map_err(&op)?;
-            tx.commit().map_err(&op)
+            tx.commit().map_err(&fail)
         })
         .await
     }

@@ -184,6 +184,7 @@ store_suite!(
     history_cycle_is_incomplete,
     keys_create_lookup_list,
     keys_conflicts_write_nothing,
+    keys_created_in_a_batch,
     keys_revoke,
     keys_revoke_prefers_id_over_name,
     keys_found_by_id_and_by_name,
