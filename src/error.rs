@@ -240,6 +240,9 @@ impl From<crate::auth::AuthError> for ApiError {
                     retry_after.as_secs_f64().ceil().max(1.0) as u64,
                 ))),
             A::InvalidRequest(_) => ApiError::invalid_request(message),
+            A::InvalidParam { param, .. } => ApiError::invalid_request(message)
+                .with_param(param)
+                .with_code("invalid_value"),
             A::KeyNotFound(_) => ApiError::new(StatusCode::NOT_FOUND, kind::NOT_FOUND, message)
                 .with_code("key_not_found"),
             A::Store(StoreError::Conflict { .. }) => {

@@ -82,6 +82,12 @@ pub enum AuthError {
     },
     #[error("{0}")]
     InvalidRequest(String),
+    /// A query parameter (`limit`, `after`, `since`) the client must fix; `param` names it.
+    #[error("{message}")]
+    InvalidParam {
+        param: &'static str,
+        message: String,
+    },
     #[error("No key has the id or name '{0}'.")]
     KeyNotFound(String),
     #[error("cannot generate a key: {0}")]
