@@ -119,7 +119,7 @@ type UsageKey = (String, String, String, String);
 /// Team keys by id, with an index per unique field and one in listing order, so no
 /// operation scans (a gateway may hold 100,000 keys). Keys are never deleted, so the
 /// indexes only grow with `create_key`, which writes all of them under one lock.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Keys {
     by_id: HashMap<String, KeyRecord>,
     /// Name → id.
@@ -128,6 +128,16 @@ struct Keys {
     by_hash: HashMap<String, String>,
     /// (created_at, name) → id: the listing order (names are unique, so keys are too).
     order: BTreeMap<(i64, String), String>,
+}
+
+/// Counts only: `by_hash` is keyed by key hashes, which stay out of `Debug` output (and so
+/// out of logs) like [`KeyRecord`]'s own.
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keys")
+            .field("count", &self.by_id.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Keys {
