@@ -504,6 +504,24 @@ mod tests {
             auth.check_admin("/admin", &headers("Bearer adm2")),
             Err(AuthError::AdminUnauthorized)
         ));
+        // Without a known peer (the router used without `serve`), failures share one
+        // bucket; a known address has its own.
+        let now = Instant::now();
+        for _ in 0..throttle::MAX_FAILURES {
+            assert!(matches!(
+                auth.admit_admin("/admin/keys", &headers("Bearer nope"), None, now),
+                Err(AuthError::AdminUnauthorized)
+            ));
+        }
+        assert!(matches!(
+            auth.admit_admin("/admin/keys", &headers("Bearer adm"), None, now),
+            Err(AuthError::AdminThrottled { retry_after }) if retry_after == Duration::from_secs(60)
+        ));
+        let peer: IpAddr = "192.0.2.7".parse().unwrap();
+        assert!(
+            auth.admit_admin("/admin/keys", &headers("Bearer adm"), Some(peer), now)
+                .is_ok()
+        );
         let off = Auth::new(&config, store).with_admin_token(Some(Secret::new(" ")));
         assert!(matches!(
             off.check_admin("/admin", &headers("Bearer adm")),
