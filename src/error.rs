@@ -219,6 +219,11 @@ impl From<crate::auth::AuthError> for ApiError {
                 ApiError::new(StatusCode::UNAUTHORIZED, kind::INVALID_REQUEST, message)
                     .with_code("invalid_admin_token")
             }
+            A::AdminThrottled { retry_after } => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, kind::RATE_LIMIT, message)
+                    .with_code("admin_auth_throttled")
+                    .with_retry_after(Some(retry_after))
+            }
             A::AdminDisabled { .. } => ApiError::not_found(message),
             A::ModelNotAllowed { .. } => {
                 ApiError::new(StatusCode::FORBIDDEN, kind::PERMISSION, message)
@@ -238,6 +243,9 @@ impl From<crate::auth::AuthError> for ApiError {
                 .with_param("model")
                 .with_code("missing_required_parameter"),
             A::InvalidRequest(_) => ApiError::invalid_request(message),
+            A::InvalidParam { param, .. } => ApiError::invalid_request(message)
+                .with_param(param)
+                .with_code("invalid_value"),
             A::KeyNotFound(_) => ApiError::new(StatusCode::NOT_FOUND, kind::NOT_FOUND, message)
                 .with_code("key_not_found"),
             A::Store(StoreError::Conflict { .. }) => {

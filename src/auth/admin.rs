@@ -3,7 +3,7 @@
 
 use super::{AuthError, keys};
 use crate::calendar;
-use crate::store::{KeyRecord, Store, UsageRow};
+use crate::store::{KeyRecord, Store, UsageCursor, UsageRow};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -160,6 +160,184 @@ impl KeyView {
     }
 }
 
+/// Items per page of `/admin/keys` and `/admin/usage` when `limit` is not given.
+pub const DEFAULT_PAGE: usize = 100;
+
+/// The largest `limit`: a page is read, serialised and sent in one piece.
+pub const MAX_PAGE: usize = 1000;
+
+/// Longest `after` accepted: ids are short, and a usage cursor holds at most a day, a key
+/// id, a model name (clipped to 128 characters by the ledger) and a region, hex-encoded.
+const MAX_CURSOR_CHARS: usize = 4096;
+
+/// A page as OpenAI's list endpoints answer it: `first_id`/`last_id` are the cursors of the
+/// first and last item (`null` on an empty page); the next page is `after=<last_id>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListPage<T> {
+    pub object: &'static str,
+    pub data: Vec<T>,
+    pub first_id: Option<String>,
+    pub last_id: Option<String>,
+    pub has_more: bool,
+}
+
+fn invalid_param(param: &'static str, message: String) -> AuthError {
+    AuthError::InvalidParam { param, message }
+}
+
+/// At most 64 characters of a client's value, for echoing it in an error.
+fn clipped(text: &str) -> String {
+    let mut out: String = text.chars().take(64).collect();
+    if out.len() < text.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// `limit` from the query: absent → [`DEFAULT_PAGE`]; otherwise an integer from 1 to
+/// [`MAX_PAGE`].
+pub fn page_limit(raw: Option<&str>) -> Result<usize, AuthError> {
+    let Some(raw) = raw else {
+        return Ok(DEFAULT_PAGE);
+    };
+    let digits = !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit());
+    match raw.parse::<usize>() {
+        Ok(n) if digits && (1..=MAX_PAGE).contains(&n) => Ok(n),
+        _ => Err(invalid_param(
+            "limit",
+            format!(
+                "Invalid 'limit': '{}'. Expected an integer from 1 to {MAX_PAGE} (default {DEFAULT_PAGE}).",
+                clipped(raw)
+            ),
+        )),
+    }
+}
+
+/// A page of keys in listing order (created, then name) after the key whose id is `after`
+/// (the previous page's `last_id`). The cursor is looked up by id, then the store seeks past
+/// its (created_at, name).
+pub async fn list_keys_page(
+    store: &Store,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<ListPage<KeyView>, AuthError> {
+    let after = match after {
+        None => None,
+        Some(id) if id.len() > MAX_CURSOR_CHARS => {
+            return Err(invalid_param("after", "Invalid 'after': too long.".into()));
+        }
+        Some(id) => Some(store.key_by_id(id).await?.ok_or_else(|| {
+            invalid_param(
+                "after",
+                format!(
+                    "Invalid 'after': no key has the id '{}'. Pass the 'last_id' of the previous page.",
+                    clipped(id)
+                ),
+            )
+        })?),
+    };
+    let page = store.list_keys_page(after.as_ref(), limit).await?;
+    let now = calendar::now_secs();
+    let data: Vec<KeyView> = page.items.iter().map(|r| KeyView::of(r, now)).collect();
+    Ok(ListPage {
+        object: "list",
+        first_id: data.first().map(|k| k.id.clone()),
+        last_id: data.last().map(|k| k.id.clone()),
+        data,
+        has_more: page.has_more,
+    })
+}
+
+/// The opaque `/admin/usage` cursor of a row: its (day, key id, model, region) as a JSON
+/// array, hex-encoded, so it survives any URL and any characters in the names.
+pub fn usage_cursor_text(cursor: &UsageCursor) -> String {
+    let parts = [&cursor.day, &cursor.key_id, &cursor.model, &cursor.region];
+    // Serialising four strings cannot fail.
+    let json = serde_json::to_string(&parts).unwrap_or_default();
+    json.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The inverse of [`usage_cursor_text`]; `None` for anything it did not produce (bad hex,
+/// not four strings, a day that is no `YYYY-MM-DD` date).
+pub fn parse_usage_cursor(text: &str) -> Option<UsageCursor> {
+    if text.is_empty()
+        || text.len() > MAX_CURSOR_CHARS
+        || !text.len().is_multiple_of(2)
+        || !text.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return None;
+    }
+    let bytes: Vec<u8> = text
+        .as_bytes()
+        .chunks(2)
+        .map(|pair| {
+            let hex = std::str::from_utf8(pair).ok()?;
+            u8::from_str_radix(hex, 16).ok()
+        })
+        .collect::<Option<_>>()?;
+    let [day, key_id, model, region]: [String; 4] = serde_json::from_slice(&bytes).ok()?;
+    if calendar::parse_day(&day).as_deref() != Some(day.as_str()) {
+        return None;
+    }
+    Some(UsageCursor {
+        day,
+        key_id,
+        model,
+        region,
+    })
+}
+
+/// `since` from a query or the command line: a day, `today` or a span back such as `7d`.
+fn since_param(since: Option<&str>) -> Result<Option<String>, AuthError> {
+    since
+        .map(|text| {
+            calendar::since_day(text).ok_or_else(|| {
+                invalid_param(
+                    "since",
+                    format!(
+                        "Invalid 'since' date '{}': use YYYY-MM-DD, 'today' or a span back such as '7d'.",
+                        clipped(text)
+                    ),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// A page of the ledger from `since` on, in the store's order (day, key id, model, region),
+/// after the row whose cursor is `after` (the previous page's `last_id`), with key names.
+pub async fn usage_page(
+    store: &Store,
+    since: Option<&str>,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<ListPage<UsageLine>, AuthError> {
+    let since = since_param(since)?;
+    let after = after
+        .map(|text| {
+            parse_usage_cursor(text).ok_or_else(|| {
+                invalid_param(
+                    "after",
+                    "Invalid 'after': not a cursor of this endpoint. Pass the 'last_id' of the previous page."
+                        .into(),
+                )
+            })
+        })
+        .transpose()?;
+    let page = store
+        .usage_page(since.as_deref(), after.as_ref(), limit)
+        .await?;
+    let first_id = page.items.first().map(|r| usage_cursor_text(&r.cursor()));
+    let last_id = page.items.last().map(|r| usage_cursor_text(&r.cursor()));
+    Ok(ListPage {
+        object: "list",
+        data: named_lines(store, page.items).await?,
+        first_id,
+        last_id,
+        has_more: page.has_more,
+    })
+}
+
 /// Every key, revoked and expired ones included.
 pub async fn list_keys(store: &Store) -> Result<Vec<KeyView>, AuthError> {
     let now = calendar::now_secs();
@@ -172,18 +350,20 @@ pub async fn list_keys(store: &Store) -> Result<Vec<KeyView>, AuthError> {
 }
 
 /// Revokes the key with this id (tried first) or name and returns it as it now stands.
+/// Two indexed lookups at most, never a listing: a gateway may hold 100,000 keys.
 pub async fn revoke_key(store: &Store, id_or_name: &str) -> Result<KeyView, AuthError> {
-    let records = store.list_keys().await?;
-    let record = records
-        .iter()
-        .find(|r| r.id == id_or_name)
-        .or_else(|| records.iter().find(|r| r.name == id_or_name))
-        .ok_or_else(|| AuthError::KeyNotFound(id_or_name.to_owned()))?;
+    let record = match store.key_by_id(id_or_name).await? {
+        Some(record) => record,
+        None => store
+            .key_by_name(id_or_name)
+            .await?
+            .ok_or_else(|| AuthError::KeyNotFound(id_or_name.to_owned()))?,
+    };
     let now = calendar::now_secs();
     if !store.revoke_key(&record.id, now).await? {
         return Err(AuthError::KeyNotFound(id_or_name.to_owned()));
     }
-    let mut record = record.clone();
+    let mut record = record;
     record.revoked_at.get_or_insert(now);
     Ok(KeyView::of(&record, now))
 }
@@ -209,22 +389,33 @@ pub struct UsageLine {
 /// The ledger from `since` (a day `YYYY-MM-DD`, `today`, or a span back such as `7d`) on,
 /// with key names, sorted by day, key name, model, region.
 pub async fn usage(store: &Store, since: Option<&str>) -> Result<Vec<UsageLine>, AuthError> {
-    let since = match since {
-        Some(text) => Some(calendar::since_day(text).ok_or_else(|| {
-            invalid(format!(
-                "Invalid date '{text}': use YYYY-MM-DD, 'today' or a span back such as '7d'."
-            ))
-        })?),
-        None => None,
-    };
-    let names: HashMap<String, String> = store
-        .list_keys()
-        .await?
-        .into_iter()
-        .map(|k| (k.id, k.name))
-        .collect();
+    let since = since_param(since)?;
     let rows = store.usage(since.as_deref()).await?;
-    let mut lines: Vec<UsageLine> = rows
+    let mut lines = named_lines(store, rows).await?;
+    // Day, then key as people read it (name), then model and region.
+    lines.sort_by(|a, b| {
+        (&a.day, key_label(a), &a.model, &a.region).cmp(&(
+            &b.day,
+            key_label(b),
+            &b.model,
+            &b.region,
+        ))
+    });
+    Ok(lines)
+}
+
+/// Ledger rows with their keys' names, looked up for the key ids these rows have (not by
+/// listing every key).
+async fn named_lines(store: &Store, rows: Vec<UsageRow>) -> Result<Vec<UsageLine>, AuthError> {
+    let mut ids: Vec<String> = rows
+        .iter()
+        .filter(|r| !r.key_id.is_empty())
+        .map(|r| r.key_id.clone())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let names: HashMap<String, String> = store.key_names(&ids).await?;
+    Ok(rows
         .into_iter()
         .map(|r: UsageRow| UsageLine {
             key_name: names.get(&r.key_id).cloned(),
@@ -240,17 +431,7 @@ pub async fn usage(store: &Store, since: Option<&str>) -> Result<Vec<UsageLine>,
             reasoning_tokens: r.reasoning_tokens,
             tool_calls: r.tool_calls,
         })
-        .collect();
-    // Day, then key as people read it (name), then model and region.
-    lines.sort_by(|a, b| {
-        (&a.day, key_label(a), &a.model, &a.region).cmp(&(
-            &b.day,
-            key_label(b),
-            &b.model,
-            &b.region,
-        ))
-    });
-    Ok(lines)
+        .collect())
 }
 
 /// Columns left-aligned (text) or right-aligned (numbers), two spaces apart.
@@ -469,6 +650,52 @@ mod tests {
         let mut s = spec("a");
         s.rpm = Some(0);
         assert!(validate(&s, &regions).is_err());
+    }
+
+    #[test]
+    fn page_limits_default_and_bound() {
+        assert_eq!(page_limit(None).unwrap(), DEFAULT_PAGE);
+        assert_eq!(page_limit(Some("1")).unwrap(), 1);
+        assert_eq!(page_limit(Some("1000")).unwrap(), 1000);
+        let huge = "9".repeat(100);
+        for bad in ["0", "1001", "-1", "+5", "abc", "", "1.5", " 5", "5 ", &huge] {
+            match page_limit(Some(bad)) {
+                Err(AuthError::InvalidParam { param, message }) => {
+                    assert_eq!(param, "limit");
+                    assert!(message.contains("1 to 1000"), "{message}");
+                    assert!(message.len() < 200, "the value is clipped: {message}");
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn usage_cursors_round_trip_and_refuse_anything_else() {
+        let cursor = UsageCursor {
+            day: "2026-01-02".into(),
+            key_id: "key_x".into(),
+            model: "qwen max|\"odd\" ✓&after=1".into(),
+            region: "r0".into(),
+        };
+        let text = usage_cursor_text(&cursor);
+        assert!(text.bytes().all(|b| b.is_ascii_hexdigit()), "{text}");
+        assert_eq!(parse_usage_cursor(&text), Some(cursor));
+        let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+        for bad in [
+            String::new(),
+            "zz".into(),
+            "abc".into(),
+            "+1".into(),
+            "ÿÿ".into(),
+            hex("[1,2,3,4]"),
+            hex(r#"["2026-01-02","k","m"]"#),
+            hex(r#"["2026-02-30","k","m","r"]"#),
+            hex(r#"["yesterday","k","m","r"]"#),
+            "0".repeat(MAX_CURSOR_CHARS + 2),
+        ] {
+            assert_eq!(parse_usage_cursor(&bad), None, "{bad:?}");
+        }
     }
 
     #[tokio::test]

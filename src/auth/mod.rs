@@ -10,24 +10,27 @@
 //!
 //! [`require_key`] is the middleware in front of `/v1/*`: it authenticates, applies the
 //! limits, leaves the [`ClientKey`] in the request's extensions (handlers read it with
-//! [`Caller`]) and adds the `x-ratelimit-*` headers. [`require_admin`] guards `/admin`.
+//! [`Caller`]) and adds the `x-ratelimit-*` headers. [`require_admin`] guards `/admin`,
+//! with failed token attempts throttled per client address ([`throttle`]).
 
 pub mod admin;
 pub mod cache;
 pub mod keys;
 pub mod limits;
+pub mod throttle;
 
 use crate::config::{AuthConfig, AuthMode, Secret};
 use crate::error::ApiError;
 use crate::server::access_log::RequestMeta;
 use crate::store::{KeyRecord, Store, StoreError};
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use cache::KeyCache;
 use http::HeaderMap;
 use http::request::Parts;
 use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -73,8 +76,22 @@ pub enum AuthError {
     AdminDisabled { path: String },
     #[error("Missing or incorrect admin token: send `Authorization: Bearer <admin token>`.")]
     AdminUnauthorized,
+    #[error(
+        "Too many failed admin-token attempts from this address; try again in {}s.",
+        retry_after.as_secs()
+    )]
+    AdminThrottled {
+        /// Whole seconds, rounded up: what `Retry-After` says.
+        retry_after: Duration,
+    },
     #[error("{0}")]
     InvalidRequest(String),
+    /// A query parameter (`limit`, `after`, `since`) the client must fix; `param` names it.
+    #[error("{message}")]
+    InvalidParam {
+        param: &'static str,
+        message: String,
+    },
     #[error("No key has the id or name '{0}'.")]
     KeyNotFound(String),
     #[error("cannot generate a key: {0}")]
@@ -185,6 +202,7 @@ pub struct Auth {
     store: Store,
     cache: KeyCache,
     admin_token: Option<Secret>,
+    admin_throttle: throttle::AdminThrottle,
 }
 
 impl Auth {
@@ -194,6 +212,7 @@ impl Auth {
             store,
             cache: KeyCache::new(config.key_cache_ttl),
             admin_token: None,
+            admin_throttle: throttle::AdminThrottle::default(),
         }
     }
 
@@ -272,6 +291,52 @@ impl Auth {
             _ => Err(AuthError::AdminUnauthorized),
         }
     }
+
+    /// [`Auth::check_admin`] behind the per-address throttle: a missing or wrong token
+    /// counts as a failed attempt from `peer` (`None`: one bucket shared by every request
+    /// whose peer is unknown), and an address past the limit is refused whatever it sends.
+    /// Failures are logged with the address, never with what was presented.
+    pub fn admit_admin(
+        &self,
+        path: &str,
+        headers: &HeaderMap,
+        peer: Option<IpAddr>,
+        now: Instant,
+    ) -> Result<(), AuthError> {
+        let checked = self.check_admin(path, headers);
+        if let Err(AuthError::AdminDisabled { .. }) = checked {
+            return checked;
+        }
+        let client = peer.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        let bucket = throttle::Bucket::of(peer);
+        match self.admin_throttle.judge(bucket, checked.is_ok(), now) {
+            throttle::Verdict::Allowed => Ok(()),
+            throttle::Verdict::Failed { failures } => {
+                tracing::warn!(
+                    client = %client,
+                    path,
+                    failures,
+                    limit = throttle::MAX_FAILURES,
+                    "admin token missing or wrong"
+                );
+                checked
+            }
+            throttle::Verdict::Throttled { retry_after, first } => {
+                let retry_after = Duration::from_secs(retry_after.as_secs_f64().ceil() as u64);
+                let retry_after = retry_after.max(Duration::from_secs(1));
+                if first {
+                    tracing::warn!(
+                        client = %client,
+                        retry_after_secs = retry_after.as_secs(),
+                        "too many failed admin-token attempts: /admin refused for this address until the window ends"
+                    );
+                } else {
+                    tracing::debug!(client = %client, path, "admin request throttled");
+                }
+                Err(AuthError::AdminThrottled { retry_after })
+            }
+        }
+    }
 }
 
 fn is_api_path(path: &str) -> bool {
@@ -348,15 +413,22 @@ pub async fn require_key(State(auth): State<Arc<Auth>>, mut req: Request, next: 
 }
 
 /// Middleware for `/admin/*`: 404 when no admin token is configured, 401 without the right
-/// one. Other paths pass untouched.
+/// one, 429 from an address with too many failed attempts ([`Auth::admit_admin`]). The
+/// address is the connection's ([`crate::server::serve`] leaves it in the extensions).
+/// Other paths pass untouched.
 pub async fn require_admin(State(auth): State<Arc<Auth>>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if !is_admin_path(path) {
         return next.run(req).await;
     }
-    match auth.check_admin(path, req.headers()) {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    match auth.admit_admin(path, req.headers(), peer, Instant::now()) {
         Ok(()) => next.run(req).await,
         Err(err @ AuthError::AdminDisabled { .. }) => ApiError::from(err).into_response(),
+        Err(err @ AuthError::AdminThrottled { .. }) => refuse("admin_throttled", err),
         Err(err) => refuse("admin", err),
     }
 }
@@ -447,6 +519,24 @@ mod tests {
             auth.check_admin("/admin", &headers("Bearer adm2")),
             Err(AuthError::AdminUnauthorized)
         ));
+        // Without a known peer (the router used without `serve`), failures share one
+        // bucket; a known address has its own.
+        let now = Instant::now();
+        for _ in 0..throttle::MAX_FAILURES {
+            assert!(matches!(
+                auth.admit_admin("/admin/keys", &headers("Bearer nope"), None, now),
+                Err(AuthError::AdminUnauthorized)
+            ));
+        }
+        assert!(matches!(
+            auth.admit_admin("/admin/keys", &headers("Bearer adm"), None, now),
+            Err(AuthError::AdminThrottled { retry_after }) if retry_after == Duration::from_secs(60)
+        ));
+        let peer: IpAddr = "192.0.2.7".parse().unwrap();
+        assert!(
+            auth.admit_admin("/admin/keys", &headers("Bearer adm"), Some(peer), now)
+                .is_ok()
+        );
         let off = Auth::new(&config, store).with_admin_token(Some(Secret::new(" ")));
         assert!(matches!(
             off.check_admin("/admin", &headers("Bearer adm")),

@@ -3,24 +3,23 @@
 //!
 //! - `POST /admin/keys` `{"name", "models"?, "regions"?, "rpm"?, "tpm"?, "daily_tokens"?,
 //!   "expires"?: "30d"}` → 201 with the key's fields and `"key"`: the raw key, shown once.
-//! - `GET /admin/keys` → `{"object":"list","data":[...]}` (never hashes).
+//! - `GET /admin/keys?limit=&after=` → `{"object":"list","data":[...],"first_id","last_id",
+//!   "has_more"}` (never hashes), in pages: `limit` 1 to 1000 (default 100), `after` the
+//!   previous page's `last_id`.
 //! - `DELETE /admin/keys/{id_or_name}` → the revoked key.
-//! - `GET /admin/usage?since=YYYY-MM-DD` → the ledger with key names.
+//! - `GET /admin/usage?since=YYYY-MM-DD&limit=&after=` → the ledger with key names, paged
+//!   the same way (`after`: an opaque cursor, the previous page's `last_id`).
 
 use super::AppState;
 use crate::auth::{AuthError, admin};
 use crate::error::ApiError;
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
-
-fn list(data: impl serde::Serialize) -> Response {
-    Json(json!({ "object": "list", "data": data })).into_response()
-}
+use serde_json::Value;
 
 fn logged(op: &'static str) -> impl Fn(AuthError) -> AuthError {
     move |err| {
@@ -49,11 +48,54 @@ pub async fn create_key(State(state): State<AppState>, body: Bytes) -> Result<Re
     Ok((StatusCode::CREATED, no_store, Json(body)).into_response())
 }
 
-pub async fn list_keys(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let keys = admin::list_keys(state.auth.store())
+/// The query parameters of the list endpoints, each at most once.
+#[derive(Debug, Default)]
+struct ListQuery {
+    limit: Option<String>,
+    after: Option<String>,
+    since: Option<String>,
+}
+
+impl ListQuery {
+    /// Unknown parameters are ignored, as OpenAI's list endpoints do; a repeated one is
+    /// refused rather than guessed at. An empty `after` is the first page.
+    fn parse(
+        query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    ) -> Result<Self, AuthError> {
+        let Query(pairs) = query.map_err(|e| {
+            AuthError::InvalidRequest(format!("Invalid query string: {}", e.body_text()))
+        })?;
+        let mut parsed = ListQuery::default();
+        for (name, value) in pairs {
+            let (slot, param) = match name.as_str() {
+                "limit" => (&mut parsed.limit, "limit"),
+                "after" => (&mut parsed.after, "after"),
+                "since" => (&mut parsed.since, "since"),
+                _ => continue,
+            };
+            if slot.is_some() {
+                return Err(AuthError::InvalidParam {
+                    param,
+                    message: format!("'{param}' may be given only once."),
+                });
+            }
+            *slot = Some(value);
+        }
+        parsed.after = parsed.after.filter(|a| !a.is_empty());
+        Ok(parsed)
+    }
+}
+
+pub async fn list_keys(
+    State(state): State<AppState>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let query = ListQuery::parse(query)?;
+    let limit = admin::page_limit(query.limit.as_deref())?;
+    let page = admin::list_keys_page(state.auth.store(), query.after.as_deref(), limit)
         .await
         .map_err(logged("list_keys"))?;
-    Ok(list(keys))
+    Ok(Json(page).into_response())
 }
 
 pub async fn revoke_key(
@@ -68,17 +110,19 @@ pub async fn revoke_key(
     Ok(Json(view).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-pub struct UsageQuery {
-    since: Option<String>,
-}
-
 pub async fn usage(
     State(state): State<AppState>,
-    Query(query): Query<UsageQuery>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let lines = admin::usage(state.auth.store(), query.since.as_deref())
-        .await
-        .map_err(logged("usage"))?;
-    Ok(list(lines))
+    let query = ListQuery::parse(query)?;
+    let limit = admin::page_limit(query.limit.as_deref())?;
+    let page = admin::usage_page(
+        state.auth.store(),
+        query.since.as_deref(),
+        query.after.as_deref(),
+        limit,
+    )
+    .await
+    .map_err(logged("usage"))?;
+    Ok(Json(page).into_response())
 }

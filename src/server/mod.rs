@@ -331,11 +331,11 @@ pub async fn serve(
             let permit = slots.clone().acquire_owned().await;
             (permit, listener.accept().await)
         };
-        let (stream, permit) = tokio::select! {
+        let (stream, peer, permit) = tokio::select! {
             _ = &mut shutdown => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             (permit, accepted) = next => match (permit, accepted) {
-                (Ok(permit), Ok((stream, _))) => (stream, permit),
+                (Ok(permit), Ok((stream, peer))) => (stream, peer, permit),
                 (_, Err(err)) => {
                     accept_error(err).await;
                     continue;
@@ -349,10 +349,16 @@ pub async fn serve(
         let mut stop_rx = stop_rx.clone();
         connections.spawn(async move {
             let _permit = permit;
-            let service =
-                hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+            // The peer address, for what is decided per client (the admin throttle), as
+            // `axum::serve` would leave it.
+            let service = hyper::service::service_fn(
+                move |mut request: http::Request<hyper::body::Incoming>| {
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
                     app.clone().oneshot(request.map(axum::body::Body::new))
-                });
+                },
+            );
             let conn = builder
                 .serve_connection(
                     TokioIo::new(send_timeout::SendTimeout::new(stream, send_timeout)),

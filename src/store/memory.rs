@@ -1,11 +1,14 @@
 //! In-process backend: state dies with the process, which is what `store.url = "memory"` asks for.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use std::ops::Bound;
+
+use super::records::{KeyField, UsageFrom};
 use super::{
-    Affinity, Clock, History, KeyRecord, StoreError, Turn, UsageDelta, UsageRow, key_conflict,
+    Affinity, Clock, History, KeyRecord, Page, StoreError, Turn, UsageCursor, UsageDelta, UsageRow,
     walk_chain,
 };
 
@@ -93,8 +96,7 @@ impl<T> Bounded<T> {
 struct Maps {
     affinity: Mutex<Bounded<Affinity>>,
     turns: Mutex<Bounded<Turn>>,
-    /// By id; a handful of keys, so lookups by name or hash just scan.
-    keys: Mutex<HashMap<String, KeyRecord>>,
+    keys: Mutex<Keys>,
     counters: Mutex<HashMap<String, Expiring<u64>>>,
     /// Ordered by (day, key id, model, region): listing comes out sorted.
     usage: Mutex<BTreeMap<UsageKey, UsageRow>>,
@@ -113,6 +115,36 @@ impl Default for Maps {
 }
 
 type UsageKey = (String, String, String, String);
+
+/// Team keys by id, with an index per unique field and one in listing order, so no
+/// operation scans (a gateway may hold 100,000 keys). Keys are never deleted, so the
+/// indexes only grow with `create_key`, which writes all of them under one lock.
+#[derive(Default)]
+struct Keys {
+    by_id: HashMap<String, KeyRecord>,
+    /// Name → id.
+    by_name: HashMap<String, String>,
+    /// Hash → id.
+    by_hash: HashMap<String, String>,
+    /// (created_at, name) → id: the listing order (names are unique, so keys are too).
+    order: BTreeMap<(i64, String), String>,
+}
+
+/// Counts only: `by_hash` is keyed by key hashes, which stay out of `Debug` output (and so
+/// out of logs) like [`KeyRecord`]'s own.
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keys")
+            .field("count", &self.by_id.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Keys {
+    fn named(&self, name: &str) -> Option<&KeyRecord> {
+        self.by_name.get(name).and_then(|id| self.by_id.get(id))
+    }
+}
 
 /// Maps behind `std::sync::Mutex`: every operation is short and never awaits while locked.
 #[derive(Debug, Clone)]
@@ -208,40 +240,113 @@ impl MemoryStore {
     }
 
     pub(crate) fn create_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
+        self.create_keys(std::slice::from_ref(key))
+    }
+
+    /// All or nothing: every key is checked (against the store and the batch) before any
+    /// is written, under one lock.
+    pub(crate) fn create_keys(&self, batch: &[KeyRecord]) -> Result<(), StoreError> {
         let mut keys = lock(&self.maps.keys);
-        if let Some(err) = key_conflict(keys.values(), key) {
-            return Err(err);
+        let mut ids = HashSet::new();
+        let mut names = HashSet::new();
+        let mut hashes = HashSet::new();
+        for key in batch {
+            let clash = if keys.by_id.contains_key(&key.id) || !ids.insert(&key.id) {
+                Some(KeyField::Id)
+            } else if keys.by_name.contains_key(&key.name) || !names.insert(&key.name) {
+                Some(KeyField::Name)
+            } else if keys.by_hash.contains_key(&key.hash) || !hashes.insert(&key.hash) {
+                Some(KeyField::Hash)
+            } else {
+                None
+            };
+            if let Some(field) = clash {
+                return Err(field.conflict(key));
+            }
         }
-        keys.insert(key.id.clone(), key.clone());
+        for key in batch {
+            keys.by_name.insert(key.name.clone(), key.id.clone());
+            keys.by_hash.insert(key.hash.clone(), key.id.clone());
+            keys.order
+                .insert((key.created_at, key.name.clone()), key.id.clone());
+            keys.by_id.insert(key.id.clone(), key.clone());
+        }
         Ok(())
     }
 
     pub(crate) fn key_by_hash(&self, hash: &str) -> Result<Option<KeyRecord>, StoreError> {
-        Ok(lock(&self.maps.keys)
-            .values()
-            .find(|k| k.hash == hash)
+        let keys = lock(&self.maps.keys);
+        Ok(keys
+            .by_hash
+            .get(hash)
+            .and_then(|id| keys.by_id.get(id))
             .cloned())
     }
 
+    pub(crate) fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        Ok(lock(&self.maps.keys).by_id.get(id).cloned())
+    }
+
+    pub(crate) fn key_by_name(&self, name: &str) -> Result<Option<KeyRecord>, StoreError> {
+        Ok(lock(&self.maps.keys).named(name).cloned())
+    }
+
+    pub(crate) fn key_names(&self, ids: &[String]) -> Result<HashMap<String, String>, StoreError> {
+        let keys = lock(&self.maps.keys);
+        Ok(ids
+            .iter()
+            .filter_map(|id| keys.by_id.get(id))
+            .map(|k| (k.id.clone(), k.name.clone()))
+            .collect())
+    }
+
     pub(crate) fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        let mut keys: Vec<KeyRecord> = lock(&self.maps.keys).values().cloned().collect();
-        keys.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
-        Ok(keys)
+        let keys = lock(&self.maps.keys);
+        Ok(keys
+            .order
+            .values()
+            .filter_map(|id| keys.by_id.get(id))
+            .cloned()
+            .collect())
+    }
+
+    pub(crate) fn list_keys_page(
+        &self,
+        after: Option<&KeyRecord>,
+        limit: usize,
+    ) -> Result<Page<KeyRecord>, StoreError> {
+        let keys = lock(&self.maps.keys);
+        let from = match after {
+            Some(k) => Bound::Excluded((k.created_at, k.name.clone())),
+            None => Bound::Unbounded,
+        };
+        let items = keys
+            .order
+            .range((from, Bound::Unbounded))
+            .filter_map(|(_, id)| keys.by_id.get(id))
+            .take(limit.saturating_add(1))
+            .cloned()
+            .collect();
+        Ok(Page::of(items, limit))
     }
 
     pub(crate) fn revoke_key(&self, id_or_name: &str, at: i64) -> Result<bool, StoreError> {
         let mut keys = lock(&self.maps.keys);
-        let id = match keys.get(id_or_name) {
+        // By id first, so a key named like another key's id cannot shadow it.
+        let id = match keys.by_id.get(id_or_name) {
             Some(k) => k.id.clone(),
-            None => match keys.values().find(|k| k.name == id_or_name) {
-                Some(k) => k.id.clone(),
+            None => match keys.by_name.get(id_or_name) {
+                Some(id) => id.clone(),
                 None => return Ok(false),
             },
         };
-        if let Some(key) = keys.get_mut(&id) {
-            key.revoked_at.get_or_insert(at);
+        match keys.by_id.get_mut(&id) {
+            Some(key) => {
+                key.revoked_at.get_or_insert(at);
+                Ok(true)
+            }
+            None => Ok(false),
         }
-        Ok(true)
     }
 
     pub(crate) fn incr_counter(
@@ -295,6 +400,34 @@ impl MemoryStore {
             })
             .add(delta);
         Ok(())
+    }
+
+    pub(crate) fn usage_page(
+        &self,
+        since_day: Option<&str>,
+        after: Option<&UsageCursor>,
+        limit: usize,
+    ) -> Result<Page<UsageRow>, StoreError> {
+        let key = |day: &str, key_id: &str, model: &str, region: &str| -> UsageKey {
+            (
+                day.to_owned(),
+                key_id.to_owned(),
+                model.to_owned(),
+                region.to_owned(),
+            )
+        };
+        let from = match UsageFrom::new(since_day, after) {
+            UsageFrom::Start => Bound::Unbounded,
+            // The smallest key of that day.
+            UsageFrom::Day(day) => Bound::Included(key(day, "", "", "")),
+            UsageFrom::After(c) => Bound::Excluded(key(&c.day, &c.key_id, &c.model, &c.region)),
+        };
+        let items = lock(&self.maps.usage)
+            .range((from, Bound::Unbounded))
+            .take(limit.saturating_add(1))
+            .map(|(_, row)| row.clone())
+            .collect();
+        Ok(Page::of(items, limit))
     }
 
     pub(crate) fn usage(&self, since_day: Option<&str>) -> Result<Vec<UsageRow>, StoreError> {

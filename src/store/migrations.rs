@@ -67,6 +67,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // rows written before, which team keys therefore never see.
     "ALTER TABLE affinity ADD COLUMN owner TEXT;
      ALTER TABLE turns ADD COLUMN owner TEXT;",
+    // 4: keys listing index: `/admin/keys` pages seek to (created_at,
+    // name), the listing order, instead of scanning and sorting every key per page. An
+    // index only, and IF NOT EXISTS, so it is harmless in whatever position it ends up.
+    "CREATE INDEX IF NOT EXISTS keys_created_at_name ON keys (created_at, name);",
 ];
 
 /// Brings the schema up to date in one IMMEDIATE transaction, so two gateways starting on

@@ -21,12 +21,13 @@ pub mod sqlite;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 pub(crate) use chain::walk_chain;
 pub use clock::Clock;
 pub(crate) use records::key_conflict;
-pub use records::{Affinity, KeyRecord, UsageDelta, UsageRow};
+pub use records::{Affinity, KeyRecord, Page, UsageCursor, UsageDelta, UsageRow};
 
 /// The configured state store. Cloning is cheap and clones share the same state.
 #[derive(Debug, Clone)]
@@ -212,9 +213,34 @@ impl Store {
         dispatch!(self, create_key(key))
     }
 
+    /// Adds many keys at once (an import; tests' fixtures), each checked as
+    /// [`Store::create_key`] checks it, against the store and the keys before it. The first
+    /// conflict is the error: SQLite (one transaction) and memory (one lock) then write none
+    /// of `keys`; Redis creates them one by one and keeps those before it.
+    pub async fn create_keys(&self, keys: &[KeyRecord]) -> Result<(), StoreError> {
+        dispatch!(self, create_keys(keys))
+    }
+
     /// The key whose raw value hashes to `hash` (lowercase hex SHA-256), revoked or not.
     pub async fn key_by_hash(&self, hash: &str) -> Result<Option<KeyRecord>, StoreError> {
         dispatch!(self, key_by_hash(hash))
+    }
+
+    /// The key with this id, revoked or not (an indexed lookup in every backend).
+    pub async fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        dispatch!(self, key_by_id(id))
+    }
+
+    /// The key with this name, revoked or not (an indexed lookup in every backend).
+    pub async fn key_by_name(&self, name: &str) -> Result<Option<KeyRecord>, StoreError> {
+        dispatch!(self, key_by_name(name))
+    }
+
+    /// The names of the keys among `ids` (id → name; unknown ids are left out), one
+    /// indexed lookup per id: reports name the keys of the rows they show without listing
+    /// every key.
+    pub async fn key_names(&self, ids: &[String]) -> Result<HashMap<String, String>, StoreError> {
+        dispatch!(self, key_names(ids))
     }
 
     /// Every key, revoked ones included, ordered by `created_at` then `name`.
@@ -222,8 +248,21 @@ impl Store {
         dispatch!(self, list_keys())
     }
 
+    /// Up to `limit` keys in [`Store::list_keys`]'s order (`created_at`, then `name`),
+    /// starting just after `after` (`None`: from the first). A keyset page: the store seeks
+    /// to `after`'s (created_at, name) through an index and reads `limit + 1` keys, so a
+    /// page costs the same wherever it is, and keys created meanwhile never shift a page.
+    pub async fn list_keys_page(
+        &self,
+        after: Option<&KeyRecord>,
+        limit: usize,
+    ) -> Result<Page<KeyRecord>, StoreError> {
+        dispatch!(self, list_keys_page(after, limit))
+    }
+
     /// Revokes the key whose id (tried first) or name is `id_or_name` at `at` (unix
-    /// seconds). `false` when there is no such key; revoking again keeps the first time.
+    /// seconds), found through the id and name indexes. `false` when there is no such key;
+    /// revoking again keeps the first time.
     pub async fn revoke_key(&self, id_or_name: &str, at: i64) -> Result<bool, StoreError> {
         dispatch!(self, revoke_key(id_or_name, at))
     }
@@ -255,6 +294,20 @@ impl Store {
     /// day, key id, model, region.
     pub async fn usage(&self, since_day: Option<&str>) -> Result<Vec<UsageRow>, StoreError> {
         dispatch!(self, usage(since_day))
+    }
+
+    /// Up to `limit` ledger rows from `since_day` on (inclusive), starting just after
+    /// `after`, in the store's order: day, key id, model, region (on Redis, the order of
+    /// the rows' JSON identities, the same but for names with characters sorting below `"`,
+    /// such as spaces, or needing JSON escapes). Seeks through the ledger's key and reads
+    /// `limit + 1` rows.
+    pub async fn usage_page(
+        &self,
+        since_day: Option<&str>,
+        after: Option<&UsageCursor>,
+        limit: usize,
+    ) -> Result<Page<UsageRow>, StoreError> {
+        dispatch!(self, usage_page(since_day, after, limit))
     }
 
     /// Deletes expired records and returns how many went. Reads already ignore them; this

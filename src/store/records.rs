@@ -185,6 +185,66 @@ impl UsageRow {
     }
 }
 
+impl UsageRow {
+    /// Where a page ending with this row resumes.
+    pub fn cursor(&self) -> UsageCursor {
+        UsageCursor {
+            day: self.day.clone(),
+            key_id: self.key_id.clone(),
+            model: self.model.clone(),
+            region: self.region.clone(),
+        }
+    }
+}
+
+/// A ledger row's identity: a page of the ledger resumes just after it (it need not exist).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageCursor {
+    pub day: String,
+    pub key_id: String,
+    pub model: String,
+    pub region: String,
+}
+
+/// Where a page of the ledger starts, `since` and the cursor folded into one bound: rows
+/// after the cursor all have `day >= cursor.day`, and when `since` is later than that, every
+/// row from `since` on is after the cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UsageFrom<'a> {
+    Start,
+    /// Rows of this day (`YYYY-MM-DD`) and later.
+    Day(&'a str),
+    /// Rows strictly after this one.
+    After(&'a UsageCursor),
+}
+
+impl<'a> UsageFrom<'a> {
+    pub(crate) fn new(since: Option<&'a str>, after: Option<&'a UsageCursor>) -> Self {
+        match (since, after) {
+            (Some(day), Some(after)) if day > after.day.as_str() => UsageFrom::Day(day),
+            (_, Some(after)) => UsageFrom::After(after),
+            (Some(day), None) => UsageFrom::Day(day),
+            (None, None) => UsageFrom::Start,
+        }
+    }
+}
+
+/// One page of a listing, and whether more follows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub has_more: bool,
+}
+
+impl<T> Page<T> {
+    /// From up to `limit + 1` items fetched: the extra one only says there is more.
+    pub(crate) fn of(mut items: Vec<T>, limit: usize) -> Self {
+        let has_more = items.len() > limit;
+        items.truncate(limit);
+        Page { items, has_more }
+    }
+}
+
 /// The unique fields of a key, in the order conflicts are reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum KeyField {

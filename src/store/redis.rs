@@ -3,7 +3,9 @@
 //!
 //! Layout under the prefix (default `qgw:`): `affinity:{id}` and `turn:{id}` (JSON) with
 //! a TTL; `key:{id}` a hash of JSON-encoded fields, indexed by `key-name:{name}` and
-//! `key-hash:{hash}` (both → id) and the set `keys`; `counter:{name}` with a TTL;
+//! `key-hash:{hash}` (both → id), the set `keys` (ids) and the sorted set `keys-by-created`
+//! (member: name, score: created_at, so it lists in (created_at, name) order, and pages
+//! seek by rank); `counter:{name}` with a TTL;
 //! `usage:{["day","key","model","region"]}` a hash of counters, listed by the sorted set
 //! `usage-index` (all scores 0, so members sort by their JSON text, day first).
 //! Redis expires records itself, so [`RedisStore::purge_expired`] has nothing to do.
@@ -17,8 +19,10 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Cmd, Pipeline, RedisError, Script, cmd, pipe};
 
 use super::chain::ChainWalk;
-use super::records::{KeyField, USAGE_COUNTERS, to_i64, to_u64};
-use super::{Affinity, History, KeyRecord, StoreError, Turn, UsageDelta, UsageRow};
+use super::records::{KeyField, USAGE_COUNTERS, UsageFrom, to_i64, to_u64};
+use super::{
+    Affinity, History, KeyRecord, Page, StoreError, Turn, UsageCursor, UsageDelta, UsageRow,
+};
 
 /// The key prefix `Store::open` uses; tests pick their own to share a server safely.
 pub const DEFAULT_PREFIX: &str = "qgw:";
@@ -31,21 +35,44 @@ const RECONNECT_RETRIES: usize = 3;
 const MAX_TTL_MS: u128 = 100 * 365 * 24 * 3600 * 1000;
 
 /// Atomically creates a key record and its indexes, or names the field already taken.
-/// KEYS: record, name index, hash index, id set. ARGV: id, then field/value pairs.
+/// KEYS: record, name index, hash index, id set, listing order. ARGV: id, created_at,
+/// name, then field/value pairs.
 static CREATE_KEY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         if redis.call('EXISTS', KEYS[1]) == 1 then return 'id' end
         if redis.call('EXISTS', KEYS[2]) == 1 then return 'name' end
         if redis.call('EXISTS', KEYS[3]) == 1 then return 'hash' end
-        redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+        redis.call('HSET', KEYS[1], unpack(ARGV, 4))
         redis.call('SET', KEYS[2], ARGV[1])
         redis.call('SET', KEYS[3], ARGV[1])
         redis.call('SADD', KEYS[4], ARGV[1])
+        redis.call('ZADD', KEYS[5], ARGV[2], ARGV[3])
         return 'ok'
         ",
     )
 });
+
+/// The names of up to ARGV[2] keys in listing order, after the key named ARGV[1] (when
+/// ARGV[3] is '1') or from the first: rank and range in one step, so a key created in
+/// between cannot shift the page. `false` when the cursor's name is not in the index.
+/// KEYS: listing order.
+static KEYS_PAGE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local start = 0
+        if ARGV[3] == '1' then
+            local rank = redis.call('ZRANK', KEYS[1], ARGV[1])
+            if not rank then return false end
+            start = rank + 1
+        end
+        return redis.call('ZRANGE', KEYS[1], start, start + tonumber(ARGV[2]) - 1)
+        ",
+    )
+});
+
+/// Keys added to the listing order per `ZADD` when it is rebuilt.
+const BACKFILL_BATCH: usize = 1000;
 
 /// Adds to a counter, giving it its expiry only when it is created (fixed windows).
 /// KEYS: counter. ARGV: increment, ttl in ms.
@@ -244,7 +271,10 @@ impl RedisStore {
             .key(self.key("key-name", &key.name))
             .key(self.key("key-hash", &key.hash))
             .key(format!("{}keys", self.prefix))
-            .arg(&key.id);
+            .key(self.order_key())
+            .arg(&key.id)
+            .arg(key.created_at)
+            .arg(&key.name);
         for (field, value) in &fields {
             invocation.arg(field).arg(value);
         }
@@ -265,7 +295,16 @@ impl RedisStore {
         }
     }
 
-    async fn key_by_id(&self, op: &'static str, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+    /// Key by key (each one atomic, the batch not): Redis has no transaction that could
+    /// check a conflict and roll back what came before it.
+    pub(crate) async fn create_keys(&self, keys: &[KeyRecord]) -> Result<(), StoreError> {
+        for key in keys {
+            self.create_key(key).await?;
+        }
+        Ok(())
+    }
+
+    async fn fetch_key(&self, op: &'static str, id: &str) -> Result<Option<KeyRecord>, StoreError> {
         let fields: HashMap<String, String> = self
             .query(op, cmd("HGETALL").arg(self.key("key", id)))
             .await?;
@@ -278,9 +317,49 @@ impl RedisStore {
             .query(op, cmd("GET").arg(self.key("key-hash", hash)))
             .await?;
         match id {
-            Some(id) => self.key_by_id(op, &id).await,
+            Some(id) => self.fetch_key(op, &id).await,
             None => Ok(None),
         }
+    }
+
+    pub(crate) async fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        self.fetch_key("key_by_id", id).await
+    }
+
+    pub(crate) async fn key_by_name(&self, name: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let op = "key_by_name";
+        let id: Option<String> = self
+            .query(op, cmd("GET").arg(self.key("key-name", name)))
+            .await?;
+        match id {
+            Some(id) => self.fetch_key(op, &id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// One pipelined `HGET key:{id} name` per id.
+    pub(crate) async fn key_names(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let op = "key_names";
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut fetch = pipe();
+        for id in ids {
+            fetch.cmd("HGET").arg(self.key("key", id)).arg("name");
+        }
+        let names: Vec<Option<String>> = self.query_pipe(op, &fetch).await?;
+        let mut found = HashMap::with_capacity(ids.len());
+        for (id, name) in ids.iter().zip(names) {
+            if let Some(json) = name {
+                // Fields hold JSON values (see `encode_key`).
+                let name: String = serde_json::from_str(&json).map_err(codec(op))?;
+                found.insert(id.clone(), name);
+            }
+        }
+        Ok(found)
     }
 
     pub(crate) async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
@@ -302,6 +381,104 @@ impl RedisStore {
         }
         keys.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
         Ok(keys)
+    }
+
+    fn order_key(&self) -> String {
+        format!("{}keys-by-created", self.prefix)
+    }
+
+    /// Adds every key missing from `keys-by-created` (written by a gateway that predates
+    /// it, possibly still running as another replica): two O(1) counts when nothing is
+    /// missing, which is every time but the first.
+    async fn ensure_key_order(&self, op: &'static str) -> Result<(), StoreError> {
+        let mut counts = pipe();
+        counts
+            .cmd("SCARD")
+            .arg(format!("{}keys", self.prefix))
+            .cmd("ZCARD")
+            .arg(self.order_key());
+        let (ids, ordered): (u64, u64) = self.query_pipe(op, &counts).await?;
+        if ids == ordered {
+            return Ok(());
+        }
+        let ids: Vec<String> = self
+            .query(op, cmd("SMEMBERS").arg(format!("{}keys", self.prefix)))
+            .await?;
+        for batch in ids.chunks(BACKFILL_BATCH) {
+            let mut fetch = pipe();
+            for id in batch {
+                fetch
+                    .cmd("HMGET")
+                    .arg(self.key("key", id))
+                    .arg("created_at")
+                    .arg("name");
+            }
+            let fields: Vec<(Option<String>, Option<String>)> = self.query_pipe(op, &fetch).await?;
+            let mut add = cmd("ZADD");
+            add.arg(self.order_key());
+            let mut any = false;
+            for (created_at, name) in fields {
+                let (Some(created_at), Some(name)) = (created_at, name) else {
+                    continue;
+                };
+                let created_at: i64 = serde_json::from_str(&created_at).map_err(codec(op))?;
+                let name: String = serde_json::from_str(&name).map_err(codec(op))?;
+                add.arg(created_at).arg(name);
+                any = true;
+            }
+            if any {
+                self.query::<()>(op, &add).await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn list_keys_page(
+        &self,
+        after: Option<&KeyRecord>,
+        limit: usize,
+    ) -> Result<Page<KeyRecord>, StoreError> {
+        let op = "list_keys_page";
+        self.ensure_key_order(op).await?;
+        let mut conn = self.conn.clone();
+        let names: Option<Vec<String>> = KEYS_PAGE
+            .key(self.order_key())
+            .arg(after.map_or("", |k| k.name.as_str()))
+            .arg(limit.saturating_add(1))
+            .arg(if after.is_some() { "1" } else { "0" })
+            .invoke_async(&mut conn)
+            .await
+            .map_err(backend(op))?;
+        let Some(mut names) = names else {
+            return Err(StoreError::Backend {
+                op,
+                source: "the cursor's key is missing from keys-by-created".into(),
+            });
+        };
+        let has_more = names.len() > limit;
+        names.truncate(limit);
+        if names.is_empty() {
+            return Ok(Page {
+                items: Vec::new(),
+                has_more,
+            });
+        }
+        let mut resolve = pipe();
+        for name in &names {
+            resolve.cmd("GET").arg(self.key("key-name", name));
+        }
+        let ids: Vec<Option<String>> = self.query_pipe(op, &resolve).await?;
+        let ids: Vec<String> = ids.into_iter().flatten().collect();
+        let mut fetch = pipe();
+        for id in &ids {
+            fetch.cmd("HGETALL").arg(self.key("key", id));
+        }
+        let records: Vec<HashMap<String, String>> = self.query_pipe(op, &fetch).await?;
+        let mut items = Vec::with_capacity(records.len());
+        for fields in records {
+            items.extend(decode_key(op, fields)?);
+        }
+        Ok(Page { items, has_more })
     }
 
     /// Two steps are safe without a script: keys and their indexes are never deleted, so
@@ -390,11 +567,57 @@ impl RedisStore {
         let members: Vec<String> = self
             .query(op, cmd("ZRANGEBYLEX").arg(index).arg(min).arg("+"))
             .await?;
+        let mut rows = self.usage_rows(op, &members).await?;
+        rows.retain(|row| since_day.is_none_or(|since| row.day.as_str() >= since));
+        rows.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        Ok(rows)
+    }
+
+    /// A `ZRANGEBYLEX` of `usage-index` from the bound, `limit + 1` members, then one
+    /// pipelined `HGETALL` per row: pages follow the index's order, unsorted afterwards.
+    pub(crate) async fn usage_page(
+        &self,
+        since_day: Option<&str>,
+        after: Option<&UsageCursor>,
+        limit: usize,
+    ) -> Result<Page<UsageRow>, StoreError> {
+        let op = "usage_page";
+        let min = match UsageFrom::new(since_day, after) {
+            UsageFrom::Start => "-".to_owned(),
+            // Members are JSON arrays starting with the day, so `["DAY"` is where it starts.
+            UsageFrom::Day(day) => {
+                let day = serde_json::to_string(day).map_err(codec(op))?;
+                format!("[[{day}")
+            }
+            UsageFrom::After(c) => {
+                format!("({}", usage_member(&c.day, &c.key_id, &c.model, &c.region)?)
+            }
+        };
+        let index = format!("{}usage-index", self.prefix);
+        let range = cmd("ZRANGEBYLEX")
+            .arg(index)
+            .arg(min)
+            .arg("+")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit.saturating_add(1))
+            .clone();
+        let members: Vec<String> = self.query(op, &range).await?;
+        let rows = self.usage_rows(op, &members).await?;
+        Ok(Page::of(rows, limit))
+    }
+
+    /// The ledger rows of these `usage-index` members, in the same order.
+    async fn usage_rows(
+        &self,
+        op: &'static str,
+        members: &[String],
+    ) -> Result<Vec<UsageRow>, StoreError> {
         if members.is_empty() {
             return Ok(Vec::new());
         }
         let mut fetch = pipe();
-        for member in &members {
+        for member in members {
             fetch.cmd("HGETALL").arg(self.key("usage", member));
         }
         let counts: Vec<HashMap<String, i64>> = self.query_pipe(op, &fetch).await?;
@@ -402,13 +625,9 @@ impl RedisStore {
         for (member, counts) in members.iter().zip(counts) {
             let [day, key_id, model, region]: [String; 4] =
                 serde_json::from_str(member).map_err(codec(op))?;
-            if since_day.is_some_and(|since| day.as_str() < since) {
-                continue;
-            }
             let c = USAGE_COUNTERS.map(|field| counts.get(field).copied().map_or(0, to_u64));
             rows.push(UsageRow::from_parts(day, key_id, model, region, c));
         }
-        rows.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         Ok(rows)
     }
 

@@ -1,15 +1,16 @@
 //! Embedded backend: one SQLite file (WAL), safe to share between gateway processes on one
 //! host. Every call runs on the blocking pool so SQLite's file I/O never stalls the runtime.
 
+use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, TransactionBehavior, params};
 
-use super::records::{USAGE_COUNTERS, to_i64, to_u64};
+use super::records::{USAGE_COUNTERS, UsageFrom, to_i64, to_u64};
 use super::{
-    Affinity, Clock, History, KeyRecord, StoreError, Turn, UsageDelta, UsageRow, key_conflict,
-    migrations, walk_chain,
+    Affinity, Clock, History, KeyRecord, Page, StoreError, Turn, UsageCursor, UsageDelta, UsageRow,
+    key_conflict, migrations, walk_chain,
 };
 
 /// How long a write waits for another process's lock before failing with "database is
@@ -170,67 +171,123 @@ impl SqliteStore {
     }
 
     pub(crate) async fn create_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
-        let models = serde_json::to_string(&key.models).map_err(codec("create_key"))?;
-        let regions = serde_json::to_string(&key.regions).map_err(codec("create_key"))?;
-        let key = key.clone();
-        self.call("create_key", move |conn, _| {
-            let op = backend("create_key");
-            // IMMEDIATE takes the write lock first, so check-then-insert is atomic across
-            // processes; the UNIQUE constraints are the backstop.
+        self.create_keys(std::slice::from_ref(key)).await
+    }
+
+    /// One IMMEDIATE transaction for the whole batch: it takes the write lock first, so
+    /// check-then-insert is atomic across processes (the UNIQUE constraints are the
+    /// backstop), and a conflict rolls every key of the batch back.
+    pub(crate) async fn create_keys(&self, keys: &[KeyRecord]) -> Result<(), StoreError> {
+        let op = "create_key";
+        let mut rows = Vec::with_capacity(keys.len());
+        for key in keys {
+            let models = serde_json::to_string(&key.models).map_err(codec(op))?;
+            let regions = serde_json::to_string(&key.regions).map_err(codec(op))?;
+            rows.push((key.clone(), models, regions));
+        }
+        self.call(op, move |conn, _| {
+            let fail = backend(op);
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(&op)?;
-            let existing = {
-                let mut stmt = tx
-                    .prepare(&format!(
+                .map_err(&fail)?;
+            {
+                let mut find = tx
+                    .prepare_cached(&format!(
                         "SELECT {KEY_COLUMNS} FROM keys WHERE id = ?1 OR name = ?2 OR hash = ?3"
                     ))
-                    .map_err(&op)?;
-                let rows = stmt
-                    .query_map(params![key.id, key.name, key.hash], key_from_row)
-                    .map_err(&op)?;
-                rows.collect::<Result<Vec<_>, _>>().map_err(&op)?
-            };
-            let existing = existing.into_iter().collect::<Result<Vec<_>, _>>()?;
-            if let Some(err) = key_conflict(&existing, &key) {
-                return Err(err);
+                    .map_err(&fail)?;
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT INTO keys (id, name, hash, prefix, models_json, regions_json,
+                             rpm, tpm, daily_tokens, created_at, expires_at, revoked_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    )
+                    .map_err(&fail)?;
+                for (key, models, regions) in &rows {
+                    // Keys inserted earlier in this transaction are seen too.
+                    let existing = find
+                        .query_map(params![key.id, key.name, key.hash], key_from_row)
+                        .map_err(&fail)?
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(&fail)?
+                        .into_iter()
+                        .collect::<Result<Vec<_>, _>>()?;
+                    if let Some(err) = key_conflict(&existing, key) {
+                        return Err(err);
+                    }
+                    insert
+                        .execute(params![
+                            key.id,
+                            key.name,
+                            key.hash,
+                            key.prefix,
+                            models,
+                            regions,
+                            key.rpm.map(to_i64),
+                            key.tpm.map(to_i64),
+                            key.daily_tokens.map(to_i64),
+                            key.created_at,
+                            key.expires_at,
+                            key.revoked_at
+                        ])
+                        .map_err(&fail)?;
+                }
             }
-            tx.execute(
-                "INSERT INTO keys (id, name, hash, prefix, models_json, regions_json, rpm, tpm,
-                     daily_tokens, created_at, expires_at, revoked_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                params![
-                    key.id,
-                    key.name,
-                    key.hash,
-                    key.prefix,
-                    models,
-                    regions,
-                    key.rpm.map(to_i64),
-                    key.tpm.map(to_i64),
-                    key.daily_tokens.map(to_i64),
-                    key.created_at,
-                    key.expires_at,
-                    key.revoked_at
-                ],
-            )
-            .map_err(&op)?;
-            tx.commit().map_err(&op)
+            tx.commit().map_err(&fail)
         })
         .await
     }
 
     pub(crate) async fn key_by_hash(&self, hash: &str) -> Result<Option<KeyRecord>, StoreError> {
-        let hash = hash.to_owned();
-        self.call("key_by_hash", move |conn, _| {
-            conn.query_row(
-                &format!("SELECT {KEY_COLUMNS} FROM keys WHERE hash = ?1"),
-                params![hash],
-                key_from_row,
-            )
-            .optional()
-            .map_err(backend("key_by_hash"))?
-            .transpose()
+        self.key_where("key_by_hash", "hash", hash).await
+    }
+
+    pub(crate) async fn key_by_id(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        self.key_where("key_by_id", "id", id).await
+    }
+
+    pub(crate) async fn key_by_name(&self, name: &str) -> Result<Option<KeyRecord>, StoreError> {
+        self.key_where("key_by_name", "name", name).await
+    }
+
+    /// The key whose `column` (`id`, `name` or `hash`: each its own index) is `value`.
+    async fn key_where(
+        &self,
+        op: &'static str,
+        column: &'static str,
+        value: &str,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let value = value.to_owned();
+        self.call(op, move |conn, _| {
+            conn.prepare_cached(&key_where_sql(column))
+                .and_then(|mut stmt| stmt.query_row(params![value], key_from_row).optional())
+                .map_err(backend(op))?
+                .transpose()
+        })
+        .await
+    }
+
+    pub(crate) async fn key_names(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let ids = ids.to_vec();
+        self.call("key_names", move |conn, _| {
+            let op = backend("key_names");
+            let mut stmt = conn
+                .prepare_cached("SELECT name FROM keys WHERE id = ?1")
+                .map_err(&op)?;
+            let mut names = HashMap::with_capacity(ids.len());
+            for id in ids {
+                let name: Option<String> = stmt
+                    .query_row(params![id], |row| row.get(0))
+                    .optional()
+                    .map_err(&op)?;
+                if let Some(name) = name {
+                    names.insert(id, name);
+                }
+            }
+            Ok(names)
         })
         .await
     }
@@ -253,6 +310,36 @@ impl SqliteStore {
         .await
     }
 
+    pub(crate) async fn list_keys_page(
+        &self,
+        after: Option<&KeyRecord>,
+        limit: usize,
+    ) -> Result<Page<KeyRecord>, StoreError> {
+        let after = after.map(|k| (k.created_at, k.name.clone()));
+        let fetch = limit_param(limit);
+        self.call("list_keys_page", move |conn, _| {
+            let op = backend("list_keys_page");
+            let mut keys = Vec::new();
+            let mut stmt;
+            let rows = match &after {
+                Some((created_at, name)) => {
+                    stmt = conn.prepare_cached(KEYS_PAGE_AFTER).map_err(&op)?;
+                    stmt.query_map(params![created_at, name, fetch], key_from_row)
+                }
+                None => {
+                    stmt = conn.prepare_cached(KEYS_PAGE_FIRST).map_err(&op)?;
+                    stmt.query_map(params![fetch], key_from_row)
+                }
+            }
+            .map_err(&op)?;
+            for row in rows {
+                keys.push(row.map_err(&op)??);
+            }
+            Ok(Page::of(keys, limit))
+        })
+        .await
+    }
+
     pub(crate) async fn revoke_key(&self, id_or_name: &str, at: i64) -> Result<bool, StoreError> {
         let target = id_or_name.to_owned();
         self.call("revoke_key", move |conn, _| {
@@ -260,14 +347,8 @@ impl SqliteStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(&op)?;
-            // By id first, so a key named like another key's id cannot shadow it.
             let id: Option<String> = tx
-                .query_row(
-                    "SELECT id FROM keys WHERE id = ?1
-                     UNION ALL SELECT id FROM keys WHERE name = ?1 LIMIT 1",
-                    params![target],
-                    |row| row.get(0),
-                )
+                .query_row(REVOKE_FIND_ID, params![target], |row| row.get(0))
                 .optional()
                 .map_err(&op)?;
             let Some(id) = id else {
@@ -357,21 +438,50 @@ impl SqliteStore {
                 ))
                 .map_err(&op)?;
             let rows = stmt
-                .query_map(params![since], |row| {
-                    let mut c = [0u64; 7];
-                    for (i, slot) in c.iter_mut().enumerate() {
-                        *slot = to_u64(row.get(4 + i)?);
-                    }
-                    Ok(UsageRow::from_parts(
-                        row.get(0)?,
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                        c,
-                    ))
-                })
+                .query_map(params![since], usage_from_row)
                 .map_err(&op)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(&op)
+        })
+        .await
+    }
+
+    pub(crate) async fn usage_page(
+        &self,
+        since_day: Option<&str>,
+        after: Option<&UsageCursor>,
+        limit: usize,
+    ) -> Result<Page<UsageRow>, StoreError> {
+        // Owned copies for the blocking pool; the same bound the other backends use.
+        enum From {
+            Start,
+            Day(String),
+            After(UsageCursor),
+        }
+        let from = match UsageFrom::new(since_day, after) {
+            UsageFrom::Start => From::Start,
+            UsageFrom::Day(day) => From::Day(day.to_owned()),
+            UsageFrom::After(c) => From::After(c.clone()),
+        };
+        let fetch = limit_param(limit);
+        self.call("usage_page", move |conn, _| {
+            let op = backend("usage_page");
+            let (condition, args): (&str, Vec<&dyn ToSql>) = match &from {
+                From::Start => ("", vec![&fetch]),
+                From::Day(day) => (USAGE_FROM_DAY, vec![&fetch, day]),
+                From::After(c) => (
+                    USAGE_AFTER_ROW,
+                    vec![&fetch, &c.day, &c.key_id, &c.model, &c.region],
+                ),
+            };
+            let mut stmt = conn
+                .prepare_cached(&usage_page_sql(condition))
+                .map_err(&op)?;
+            let rows = stmt
+                .query_map(args.as_slice(), usage_from_row)
+                .map_err(&op)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(&op)?;
+            Ok(Page::of(rows, limit))
         })
         .await
     }
@@ -402,6 +512,7 @@ fn open_blocking(path: &str) -> Result<Connection, StoreError> {
     let mut conn = if path == ":memory:" {
         Connection::open_in_memory()
     } else {
+        owner_only(path)?;
         Connection::open(path)
     }
     .map_err(&op)?;
@@ -414,6 +525,83 @@ fn open_blocking(path: &str) -> Result<Connection, StoreError> {
         .map_err(&op)?;
     migrations::apply(&mut conn)?;
     Ok(conn)
+}
+
+/// The database holds key hashes and every key's usage: owner read/write only.
+#[cfg(unix)]
+const FILE_MODE: u32 = 0o600;
+
+/// Makes `path` owner-only before SQLite opens it, whatever the process umask: a missing
+/// file is created here with mode 0600 (SQLite would create it 0644 & !umask), and SQLite's
+/// unix VFS gives the `-wal`, `-shm` and `-journal` files it creates the database file's
+/// mode. An existing database (or leftover `-wal`/`-shm`) readable by others is tightened
+/// to 0600 with one warning. `file:` URIs are left to SQLite.
+#[cfg(unix)]
+fn owner_only(path: &str) -> Result<(), StoreError> {
+    use std::fs::{OpenOptions, Permissions};
+    use std::io::ErrorKind;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+
+    if path.starts_with("file:") {
+        return Ok(());
+    }
+    let failed = |what: String, err: std::io::Error| StoreError::Backend {
+        op: "open",
+        source: format!("{what}: {err}").into(),
+    };
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .open(path)
+    {
+        // The umask may have taken bits off `mode` (never added any); fchmod is exact.
+        Ok(file) => {
+            return file
+                .set_permissions(Permissions::from_mode(FILE_MODE))
+                .map_err(|e| failed(format!("cannot set the mode of {path}"), e));
+        }
+        Err(err) if err.kind() == ErrorKind::AlreadyExists => {}
+        Err(err) => return Err(failed(format!("cannot create {path}"), err)),
+    }
+    let mut tightened = Vec::new();
+    for file in [
+        path.to_owned(),
+        format!("{path}-wal"),
+        format!("{path}-shm"),
+        format!("{path}-journal"),
+    ] {
+        let Ok(meta) = std::fs::metadata(&file) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 == 0 {
+            continue;
+        }
+        // Not fatal (e.g. a file owned by another user): SQLite may still open it, and
+        // the operator is told.
+        match std::fs::set_permissions(&file, Permissions::from_mode(FILE_MODE)) {
+            Ok(()) => tightened.push(format!("{file} (was {mode:04o})")),
+            Err(err) => tracing::warn!(
+                file = %file,
+                mode = %format!("{mode:04o}"),
+                error = %err,
+                "store file is readable by others and cannot be made 0600"
+            ),
+        }
+    }
+    if !tightened.is_empty() {
+        tracing::warn!(
+            files = %tightened.join(", "),
+            "store files were readable by others; tightened to 0600"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn owner_only(_path: &str) -> Result<(), StoreError> {
+    Ok(())
 }
 
 fn fetch_turn(
@@ -457,8 +645,74 @@ fn fetch_turn(
     }))
 }
 
-const KEY_COLUMNS: &str = "id, name, hash, prefix, models_json, regions_json, rpm, tpm, \
-     daily_tokens, created_at, expires_at, revoked_at";
+/// The columns [`key_from_row`] reads, as a literal so `concat!` can build queries with it.
+macro_rules! key_columns {
+    () => {
+        "id, name, hash, prefix, models_json, regions_json, rpm, tpm, daily_tokens, \
+         created_at, expires_at, revoked_at"
+    };
+}
+
+const KEY_COLUMNS: &str = key_columns!();
+
+/// The first page of keys, in listing order, through `keys_created_at_name`.
+pub(crate) const KEYS_PAGE_FIRST: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    " FROM keys ORDER BY created_at, name LIMIT ?1"
+);
+
+/// The page after the key with (created_at, name) = (?1, ?2): a seek in
+/// `keys_created_at_name`, not a scan.
+pub(crate) const KEYS_PAGE_AFTER: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    " FROM keys WHERE (created_at, name) > (?1, ?2) ORDER BY created_at, name LIMIT ?3"
+);
+
+/// A page of the ledger from a bound ([`USAGE_FROM_DAY`], [`USAGE_AFTER_ROW`] or none), at
+/// most `?1` rows: a seek in the primary key (the table is clustered on it).
+pub(crate) fn usage_page_sql(condition: &str) -> String {
+    let columns = USAGE_COUNTERS.join(", ");
+    format!(
+        "SELECT day, key_id, model, region, {columns} FROM usage {condition}
+         ORDER BY day, key_id, model, region LIMIT ?1"
+    )
+}
+
+pub(crate) const USAGE_FROM_DAY: &str = "WHERE day >= ?2";
+pub(crate) const USAGE_AFTER_ROW: &str = "WHERE (day, key_id, model, region) > (?2, ?3, ?4, ?5)";
+
+/// SQLite's `LIMIT` for a page of `limit`: one more row, to tell whether more follow.
+fn limit_param(limit: usize) -> i64 {
+    i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX)
+}
+
+/// A row of `day, key_id, model, region` and the [`USAGE_COUNTERS`].
+fn usage_from_row(row: &Row<'_>) -> rusqlite::Result<UsageRow> {
+    let mut c = [0u64; 7];
+    for (i, slot) in c.iter_mut().enumerate() {
+        *slot = to_u64(row.get(4 + i)?);
+    }
+    Ok(UsageRow::from_parts(
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        c,
+    ))
+}
+
+/// A key by one of its unique columns (`id`, `name`, `hash`), each backed by its
+/// UNIQUE/PRIMARY KEY index.
+pub(crate) fn key_where_sql(column: &str) -> String {
+    format!("SELECT {KEY_COLUMNS} FROM keys WHERE {column} = ?1")
+}
+
+/// The id of the key whose id, else name, is `?1`: two index lookups. By id first, so a
+/// key named like another key's id cannot shadow it.
+pub(crate) const REVOKE_FIND_ID: &str = "SELECT id FROM keys WHERE id = ?1
+     UNION ALL SELECT id FROM keys WHERE name = ?1 LIMIT 1";
 
 /// A row of [`KEY_COLUMNS`]; the outer error is SQLite's, the inner one a bad JSON column.
 fn key_from_row(row: &Row<'_>) -> rusqlite::Result<Result<KeyRecord, StoreError>> {

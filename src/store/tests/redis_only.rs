@@ -30,6 +30,62 @@ async fn open_by_url() {
     assert!(!format!("{store:?}").contains("127.0.0.1"));
 }
 
+/// Keys written by a gateway that predates `keys-by-created` (or by one still running as
+/// another replica) are added to it before a page is read.
+#[tokio::test]
+async fn key_pages_rebuild_a_missing_listing_index() {
+    let Some(target) = redis_target(&[]).await else {
+        return;
+    };
+    let prefix = format!("qgw-test-{}:", uuid::Uuid::new_v4().simple());
+    let store = Store::Redis(RedisStore::connect(&target.url, &prefix).await.unwrap());
+    for i in 0..25 {
+        let record = crate::store::KeyRecord {
+            id: format!("id{i}"),
+            name: format!("name-{:02}", 24 - i),
+            hash: format!("{i:064}"),
+            prefix: "qgw-x".into(),
+            models: vec![],
+            regions: vec![],
+            rpm: None,
+            tpm: None,
+            daily_tokens: None,
+            created_at: 1_000 + i64::from(i % 3),
+            expires_at: None,
+            revoked_at: None,
+        };
+        store.create_key(&record).await.unwrap();
+    }
+    let expected = store.list_keys().await.unwrap();
+    let client = ::redis::Client::open(target.url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    // As an older gateway would have left it: no index, or one missing some keys.
+    for damage in [
+        ::redis::cmd("DEL")
+            .arg(format!("{prefix}keys-by-created"))
+            .clone(),
+        ::redis::cmd("ZREM")
+            .arg(format!("{prefix}keys-by-created"))
+            .arg("name-03")
+            .arg("name-17")
+            .clone(),
+    ] {
+        let _: i64 = damage.query_async(&mut conn).await.unwrap();
+        let mut seen = Vec::new();
+        loop {
+            let page = store.list_keys_page(seen.last(), 4).await.unwrap();
+            seen.extend(page.items);
+            if !page.has_more {
+                break;
+            }
+        }
+        assert_eq!(seen, expected);
+    }
+    if target.is_shared() {
+        super::redis_server::delete_prefixed(&target.url, &prefix).await;
+    }
+}
+
 #[tokio::test]
 async fn unreachable_server_error_hides_password() {
     // A port nothing listens on: bound, then released.

@@ -6,6 +6,10 @@ use rusqlite::Connection;
 
 use super::START_MILLIS;
 use crate::store::migrations::MIGRATIONS;
+use crate::store::sqlite::{
+    KEYS_PAGE_AFTER, KEYS_PAGE_FIRST, REVOKE_FIND_ID, USAGE_AFTER_ROW, USAGE_FROM_DAY,
+    key_where_sql, usage_page_sql,
+};
 use crate::store::{Affinity, Clock, Store, StoreError, UsageDelta};
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -112,6 +116,71 @@ async fn upgrades_a_version_1_database_in_place() {
         Some("intl")
     );
     assert_eq!(store.incr_counter("new", 1, HOUR).await.unwrap(), 1);
+}
+
+/// SQLite's plan for `sql`, one detail per step (`SCAN t` means a full scan).
+fn query_plan(conn: &Connection, sql: &str) -> String {
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    // Unbound parameters are NULL: enough to plan with.
+    let mut rows = stmt.raw_query();
+    let mut steps = Vec::new();
+    while let Some(row) = rows.next().unwrap() {
+        steps.push(row.get::<_, String>(3).unwrap());
+    }
+    steps.join("; ")
+}
+
+#[tokio::test]
+async fn key_lookups_and_revocation_use_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, url) = db_url(&dir);
+    drop(Store::open(&url).await.unwrap());
+    let conn = Connection::open(path).unwrap();
+    for sql in [
+        key_where_sql("id"),
+        key_where_sql("name"),
+        key_where_sql("hash"),
+        REVOKE_FIND_ID.to_owned(),
+        "SELECT name FROM keys WHERE id = ?1".to_owned(),
+    ] {
+        let plan = query_plan(&conn, &sql);
+        assert!(plan.contains("USING INDEX"), "{sql}: {plan}");
+        assert!(!plan.contains("SCAN"), "{sql}: {plan}");
+    }
+}
+
+#[tokio::test]
+async fn pages_seek_through_indexes_and_never_sort() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, url) = db_url(&dir);
+    drop(Store::open(&url).await.unwrap());
+    let conn = Connection::open(path).unwrap();
+    let first = query_plan(&conn, KEYS_PAGE_FIRST);
+    assert!(
+        first.contains("USING INDEX keys_created_at_name"),
+        "{first}"
+    );
+    let after = query_plan(&conn, KEYS_PAGE_AFTER);
+    assert!(
+        after.contains("SEARCH keys USING INDEX keys_created_at_name"),
+        "{after}"
+    );
+    // The table is clustered on its primary key: the first page walks it in order, the
+    // others seek into it.
+    let usage_first = query_plan(&conn, &usage_page_sql(""));
+    assert_eq!(usage_first, "SCAN usage");
+    for condition in [USAGE_FROM_DAY, USAGE_AFTER_ROW] {
+        let plan = query_plan(&conn, &usage_page_sql(condition));
+        assert!(
+            plan.starts_with("SEARCH usage USING PRIMARY KEY"),
+            "{condition}: {plan}"
+        );
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    }
+    eprintln!("plans: keys first page: {first}; keys after a cursor: {after}");
+    for plan in [first, after] {
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    }
 }
 
 #[tokio::test]

@@ -301,6 +301,31 @@ pub(super) async fn keys_conflicts_write_nothing(f: &Fixture) {
     assert!(!s.revoke_key("k2", 1).await.unwrap());
 }
 
+pub(super) async fn keys_created_in_a_batch(f: &Fixture) {
+    let s = &f.store;
+    let batch: Vec<KeyRecord> = (0..50)
+        .map(|i| key(&format!("b{i:02}"), &format!("batch-{i:02}"), 100 + i))
+        .collect();
+    s.create_keys(&batch).await.unwrap();
+    assert_eq!(s.list_keys().await.unwrap(), batch);
+    assert_eq!(
+        s.key_by_hash(&batch[7].hash).await.unwrap().as_ref(),
+        Some(&batch[7])
+    );
+    s.create_keys(&[]).await.unwrap();
+
+    // A conflict with the store, or within the batch, is the error.
+    let taken = [key("new1", "fresh-1", 1), key("new2", "batch-03", 1)];
+    assert!(conflict_text(s.create_keys(&taken).await).contains("key name `batch-03`"));
+    let twice = [key("new3", "fresh-3", 1), key("new4", "fresh-3", 1)];
+    assert!(conflict_text(s.create_keys(&twice).await).contains("key name `fresh-3`"));
+    // SQLite and memory wrote nothing of either batch; Redis kept the keys before the
+    // conflict.
+    let kept = if s.backend() == "redis" { 52 } else { 50 };
+    assert_eq!(s.list_keys().await.unwrap().len(), kept);
+    assert_eq!(s.key_by_id("new4").await.unwrap(), None);
+}
+
 pub(super) async fn keys_revoke(f: &Fixture) {
     let s = &f.store;
     let k = key("k1", "ci", 100);
@@ -330,6 +355,32 @@ pub(super) async fn keys_revoke(f: &Fixture) {
     assert_eq!(s.key_by_hash(&other.hash).await.unwrap(), Some(other));
 }
 
+pub(super) async fn keys_found_by_id_and_by_name(f: &Fixture) {
+    let s = &f.store;
+    let a = key("k1", "alice", 100);
+    let b = key("k2", "bob", 100);
+    s.create_key(&a).await.unwrap();
+    s.create_key(&b).await.unwrap();
+    assert_eq!(s.key_by_id("k1").await.unwrap(), Some(a.clone()));
+    assert_eq!(s.key_by_id("alice").await.unwrap(), None, "a name is no id");
+    assert_eq!(s.key_by_name("bob").await.unwrap(), Some(b.clone()));
+    assert_eq!(s.key_by_name("k2").await.unwrap(), None, "an id is no name");
+    assert_eq!(s.key_by_name("nobody").await.unwrap(), None);
+    assert!(s.revoke_key("alice", 5).await.unwrap());
+    let revoked = s.key_by_id("k1").await.unwrap().unwrap();
+    assert_eq!(revoked.revoked_at, Some(5));
+    assert_eq!(s.key_by_name("alice").await.unwrap(), Some(revoked));
+
+    let ids = ["k1", "k2", "k9", ""].map(String::from);
+    let names = s.key_names(&ids).await.unwrap();
+    let expected = std::collections::HashMap::from([
+        ("k1".to_owned(), "alice".to_owned()),
+        ("k2".to_owned(), "bob".to_owned()),
+    ]);
+    assert_eq!(names, expected);
+    assert!(s.key_names(&[]).await.unwrap().is_empty());
+}
+
 pub(super) async fn keys_revoke_prefers_id_over_name(f: &Fixture) {
     let s = &f.store;
     let target = key("alpha", "first", 100);
@@ -341,6 +392,73 @@ pub(super) async fn keys_revoke_prefers_id_over_name(f: &Fixture) {
     let revoked: Vec<(&str, Option<i64>)> =
         keys.iter().map(|k| (k.id.as_str(), k.revoked_at)).collect();
     assert_eq!(revoked, [("beta", None), ("alpha", Some(7))]);
+}
+
+/// Every page of `list_keys_page` with `limit`, each resuming after the last key of the one
+/// before; the keys in order, and how many pages.
+async fn all_key_pages(s: &crate::store::Store, limit: usize) -> (Vec<KeyRecord>, usize) {
+    let mut seen: Vec<KeyRecord> = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = s.list_keys_page(seen.last(), limit).await.unwrap();
+        pages += 1;
+        assert!(page.items.len() <= limit);
+        assert!(
+            !page.has_more || page.items.len() == limit,
+            "a short page is the last"
+        );
+        seen.extend(page.items);
+        if !page.has_more {
+            return (seen, pages);
+        }
+        assert!(pages < 1_000, "pages never end");
+    }
+}
+
+pub(super) async fn keys_pages_follow_the_listing_order(f: &Fixture) {
+    let s = &f.store;
+    assert_eq!(
+        s.list_keys_page(None, 10).await.unwrap(),
+        crate::store::Page {
+            items: vec![],
+            has_more: false
+        }
+    );
+    // Many keys per second, created out of name order: ties broken by name.
+    const N: usize = 250;
+    for i in 0..N {
+        let name = format!("key-{:03}", (i * 37) % N);
+        let created_at = 1_000 + ((i * 13) % 5) as i64;
+        s.create_key(&key(&format!("id{i:03}"), &name, created_at))
+            .await
+            .unwrap();
+    }
+    let mut expected = s.list_keys().await.unwrap();
+    assert_eq!(expected.len(), N);
+    expected.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
+    assert_eq!(
+        s.list_keys().await.unwrap(),
+        expected,
+        "list_keys is sorted"
+    );
+    for (limit, pages) in [(7, 36), (10, 25), (N, 1), (1000, 1), (1, N)] {
+        let (seen, count) = all_key_pages(s, limit).await;
+        assert_eq!(seen, expected, "limit {limit}");
+        assert_eq!(count, pages, "limit {limit}");
+    }
+    let first = s.list_keys_page(None, 3).await.unwrap();
+    assert!(first.has_more);
+    assert_eq!(first.items, expected[..3]);
+    // A key created after a page was read, sorting before its end, does not shift later
+    // pages: they resume after the cursor's (created_at, name).
+    let cursor = expected[99].clone();
+    s.create_key(&key("late", "aaa-early", cursor.created_at))
+        .await
+        .unwrap();
+    let next = s.list_keys_page(Some(&cursor), 5).await.unwrap();
+    assert_eq!(next.items, expected[100..105]);
+    let last = s.list_keys_page(Some(&expected[N - 1]), 5).await.unwrap();
+    assert!(last.items.is_empty() && !last.has_more);
 }
 
 pub(super) async fn counters_add_and_read(f: &Fixture) {
@@ -468,6 +586,90 @@ pub(super) async fn usage_since_filters_by_day(f: &Fixture) {
     );
     assert_eq!(s.usage(Some("2025-01-01")).await.unwrap().len(), 8);
     assert!(s.usage(Some("2026-03-01")).await.unwrap().is_empty());
+}
+
+/// Every page of `usage_page` with `since` and `limit`, each resuming after the last row of
+/// the one before.
+async fn all_usage_pages(
+    s: &crate::store::Store,
+    since: Option<&str>,
+    limit: usize,
+) -> Vec<UsageRow> {
+    let mut seen: Vec<UsageRow> = Vec::new();
+    for _ in 0..1_000 {
+        let cursor = seen.last().map(UsageRow::cursor);
+        let page = s.usage_page(since, cursor.as_ref(), limit).await.unwrap();
+        assert!(page.items.len() <= limit);
+        seen.extend(page.items);
+        if !page.has_more {
+            return seen;
+        }
+    }
+    panic!("pages never end");
+}
+
+pub(super) async fn usage_pages_follow_the_ledger_order(f: &Fixture) {
+    let s = &f.store;
+    let empty = s.usage_page(None, None, 10).await.unwrap();
+    assert!(empty.items.is_empty() && !empty.has_more);
+    for day in ["2026-01-03", "2026-01-01", "2026-01-02"] {
+        for key_id in ["k2", "", "k10", "k1"] {
+            for model in ["qwen-plus", "qwen3-max", "qwen"] {
+                for region in ["intl", "cn"] {
+                    s.record_usage(&delta(day, key_id, model, region, 1))
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+    }
+    let all = s.usage(None).await.unwrap();
+    assert_eq!(all.len(), 72);
+    for limit in [5, 24, 72, 100] {
+        assert_eq!(all_usage_pages(s, None, limit).await, all, "limit {limit}");
+    }
+    let since = s.usage(Some("2026-01-02")).await.unwrap();
+    assert_eq!(since.len(), 48);
+    assert_eq!(all_usage_pages(s, Some("2026-01-02"), 7).await, since);
+    // A cursor before `since` starts at `since`; one after it wins.
+    let early = all[3].cursor();
+    let page = s
+        .usage_page(Some("2026-01-02"), Some(&early), 5)
+        .await
+        .unwrap();
+    assert_eq!(page.items, since[..5]);
+    let later = since[10].cursor();
+    let page = s
+        .usage_page(Some("2026-01-02"), Some(&later), 5)
+        .await
+        .unwrap();
+    assert_eq!(page.items, since[11..16]);
+    // A cursor need not be a row: the page starts at the next row after it.
+    let between = crate::store::UsageCursor {
+        day: "2026-01-01".into(),
+        key_id: "k1".into(),
+        model: "qwen-plus".into(),
+        region: "zz".into(),
+    };
+    let page = s.usage_page(None, Some(&between), 1).await.unwrap();
+    let next = all
+        .iter()
+        .find(|r| {
+            (
+                r.day.as_str(),
+                r.key_id.as_str(),
+                r.model.as_str(),
+                r.region.as_str(),
+            ) > ("2026-01-01", "k1", "qwen-plus", "zz")
+        })
+        .unwrap();
+    assert_eq!(page.items, std::slice::from_ref(next));
+    assert!(page.has_more);
+    let end = s
+        .usage_page(None, Some(&all[71].cursor()), 5)
+        .await
+        .unwrap();
+    assert!(end.items.is_empty() && !end.has_more);
 }
 
 pub(super) async fn usage_concurrent_records_are_exact(f: &Fixture) {
