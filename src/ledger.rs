@@ -22,6 +22,8 @@ pub struct Entry {
     pub region: Option<String>,
     /// What is known of the usage (nothing for a stream abandoned before its end).
     pub usage: Option<Usage>,
+    /// `usage` is an estimate (booked as such in the row's `estimated` count).
+    pub estimated: bool,
     pub error: bool,
 }
 
@@ -88,6 +90,7 @@ impl Ledger {
             cached_tokens: usage.cached_tokens,
             reasoning_tokens: usage.reasoning_tokens,
             tool_calls: usage.tool_calls,
+            estimated: u64::from(entry.estimated),
         };
         let store = self.store.clone();
         self.pending.count.fetch_add(1, Ordering::AcqRel);

@@ -620,6 +620,7 @@ async fn an_abandoned_stream_is_read_to_its_end_and_its_usage_booked() {
     assert_eq!(rows[0].errors, 0, "the client leaving is not an error");
     // The mock's count for 60 tokens each (its usage, not a guess).
     assert!(rows[0].output_tokens >= 120, "{rows:?}");
+    assert_eq!(rows[0].estimated, 0, "{rows:?}");
 }
 
 /// With `upstream.abandoned_stream_drain = "0s"` the upstream is closed at once and the
@@ -665,6 +666,7 @@ async fn without_draining_an_abandoned_stream_is_closed_at_once_and_estimated() 
     let rows = booked(&gw.store, &id, 1).await;
     assert!(rows[0].output_tokens > 0, "an estimate is booked: {rows:?}");
     assert!(rows[0].input_tokens > 0, "{rows:?}");
+    assert_eq!(rows[0].estimated, 1, "and marked as one: {rows:?}");
 }
 
 /// A client that hangs up while the gateway still waits for the upstream's head (here a
@@ -1133,7 +1135,7 @@ async fn keys_cli_creates_lists_revokes_and_reports_usage_in_each_format() {
     assert_eq!(
         lines.next(),
         Some(
-            "day,key_id,key_name,model,region,requests,errors,input_tokens,output_tokens,cached_tokens,reasoning_tokens,tool_calls"
+            "day,key_id,key_name,model,region,requests,errors,input_tokens,output_tokens,cached_tokens,reasoning_tokens,tool_calls,estimated"
         )
     );
     assert_eq!(lines.count(), 2);

@@ -384,6 +384,8 @@ pub struct UsageLine {
     pub cached_tokens: u64,
     pub reasoning_tokens: u64,
     pub tool_calls: u64,
+    /// Requests whose usage is an estimate, not the upstream's count.
+    pub estimated: u64,
 }
 
 /// The ledger from `since` (a day `YYYY-MM-DD`, `today`, or a span back such as `7d`) on,
@@ -430,6 +432,7 @@ async fn named_lines(store: &Store, rows: Vec<UsageRow>) -> Result<Vec<UsageLine
             cached_tokens: r.cached_tokens,
             reasoning_tokens: r.reasoning_tokens,
             tool_calls: r.tool_calls,
+            estimated: r.estimated,
         })
         .collect())
 }
@@ -478,7 +481,7 @@ fn key_label(line: &UsageLine) -> String {
     }
 }
 
-const USAGE_COLUMNS: [&str; 12] = [
+const USAGE_COLUMNS: [&str; 13] = [
     "day",
     "key_id",
     "key_name",
@@ -491,9 +494,10 @@ const USAGE_COLUMNS: [&str; 12] = [
     "cached_tokens",
     "reasoning_tokens",
     "tool_calls",
+    "estimated",
 ];
 
-fn numbers(l: &UsageLine) -> [u64; 7] {
+fn numbers(l: &UsageLine) -> [u64; 8] {
     [
         l.requests,
         l.errors,
@@ -502,6 +506,7 @@ fn numbers(l: &UsageLine) -> [u64; 7] {
         l.cached_tokens,
         l.reasoning_tokens,
         l.tool_calls,
+        l.estimated,
     ]
 }
 
@@ -519,10 +524,11 @@ pub fn usage_table(lines: &[UsageLine]) -> String {
         "CACHED",
         "REASONING",
         "TOOLS",
+        "ESTIMATED",
     ];
     let mut numeric = vec![false; 4];
-    numeric.extend([true; 7]);
-    let mut totals = [0u64; 7];
+    numeric.extend([true; 8]);
+    let mut totals = [0u64; 8];
     let mut rows: Vec<Vec<String>> = lines
         .iter()
         .map(|l| {

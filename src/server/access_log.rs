@@ -243,6 +243,7 @@ impl LogLine {
             model: info.model,
             region: info.region.map(|r| r.to_string()),
             usage: info.usage,
+            estimated: info.usage_estimated,
             error,
         });
     }

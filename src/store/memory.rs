@@ -395,7 +395,7 @@ impl MemoryStore {
                     delta.key_id.clone(),
                     delta.model.clone(),
                     delta.region.clone(),
-                    [0; 7],
+                    [0; 8],
                 )
             })
             .add(delta);

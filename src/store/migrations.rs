@@ -71,6 +71,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // name), the listing order, instead of scanning and sorting every key per page. An
     // index only, and IF NOT EXISTS, so it is harmless in whatever position it ends up.
     "CREATE INDEX IF NOT EXISTS keys_created_at_name ON keys (created_at, name);",
+    // 5: requests whose usage was estimated (streams that ended without the upstream's
+    // count), so a ledger reader knows which figures are the upstream's own.
+    "ALTER TABLE usage ADD COLUMN estimated INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Brings the schema up to date in one IMMEDIATE transaction, so two gateways starting on

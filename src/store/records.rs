@@ -98,6 +98,9 @@ pub struct UsageDelta {
     pub cached_tokens: u64,
     pub reasoning_tokens: u64,
     pub tool_calls: u64,
+    /// Requests whose usage is an estimate (the stream ended without the upstream's count).
+    #[serde(default)]
+    pub estimated: u64,
 }
 
 /// One ledger row: the sum of every [`UsageDelta`] recorded for its (day, key, model, region).
@@ -114,11 +117,14 @@ pub struct UsageRow {
     pub cached_tokens: u64,
     pub reasoning_tokens: u64,
     pub tool_calls: u64,
+    /// Requests whose usage is an estimate (the stream ended without the upstream's count).
+    #[serde(default)]
+    pub estimated: u64,
 }
 
 /// The counter columns of a delta/row in one fixed order, so backends that store them by
 /// name (SQL columns, Redis hash fields) list them once.
-pub(crate) const USAGE_COUNTERS: [&str; 7] = [
+pub(crate) const USAGE_COUNTERS: [&str; 8] = [
     "requests",
     "errors",
     "input_tokens",
@@ -126,11 +132,12 @@ pub(crate) const USAGE_COUNTERS: [&str; 7] = [
     "cached_tokens",
     "reasoning_tokens",
     "tool_calls",
+    "estimated",
 ];
 
 impl UsageDelta {
     /// The counters in [`USAGE_COUNTERS`] order.
-    pub(crate) fn counters(&self) -> [u64; 7] {
+    pub(crate) fn counters(&self) -> [u64; 8] {
         [
             self.requests,
             self.errors,
@@ -139,6 +146,7 @@ impl UsageDelta {
             self.cached_tokens,
             self.reasoning_tokens,
             self.tool_calls,
+            self.estimated,
         ]
     }
 }
@@ -151,7 +159,7 @@ impl UsageRow {
         key_id: String,
         model: String,
         region: String,
-        c: [u64; 7],
+        c: [u64; 8],
     ) -> UsageRow {
         UsageRow {
             day,
@@ -165,6 +173,7 @@ impl UsageRow {
             cached_tokens: c[4],
             reasoning_tokens: c[5],
             tool_calls: c[6],
+            estimated: c[7],
         }
     }
 
@@ -177,6 +186,7 @@ impl UsageRow {
         self.cached_tokens = self.cached_tokens.saturating_add(delta.cached_tokens);
         self.reasoning_tokens = self.reasoning_tokens.saturating_add(delta.reasoning_tokens);
         self.tool_calls = self.tool_calls.saturating_add(delta.tool_calls);
+        self.estimated = self.estimated.saturating_add(delta.estimated);
     }
 
     /// Sort key: day, key id, model, region.

@@ -690,7 +690,7 @@ fn limit_param(limit: usize) -> i64 {
 
 /// A row of `day, key_id, model, region` and the [`USAGE_COUNTERS`].
 fn usage_from_row(row: &Row<'_>) -> rusqlite::Result<UsageRow> {
-    let mut c = [0u64; 7];
+    let mut c = [0u64; 8];
     for (i, slot) in c.iter_mut().enumerate() {
         *slot = to_u64(row.get(4 + i)?);
     }
@@ -753,7 +753,7 @@ static UPSERT_USAGE: LazyLock<String> = LazyLock::new(|| {
         .join(", ");
     format!(
         "INSERT INTO usage (day, key_id, model, region, {columns})
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
          ON CONFLICT (day, key_id, model, region) DO UPDATE SET {adds}"
     )
 });

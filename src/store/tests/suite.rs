@@ -60,6 +60,7 @@ fn delta(day: &str, key_id: &str, model: &str, region: &str, n: u64) -> UsageDel
         cached_tokens: n,
         reasoning_tokens: 2 * n,
         tool_calls: 3 * n,
+        estimated: n % 3,
     }
 }
 
@@ -542,21 +543,21 @@ pub(super) async fn usage_adds_into_rows(f: &Fixture) {
             "".into(),
             "qwen:max".into(),
             "cn".into(),
-            [1, 1, 500, 50, 5, 10, 15],
+            [1, 1, 500, 50, 5, 10, 15, 2],
         ),
         UsageRow::from_parts(
             "2026-01-02".into(),
             "k1".into(),
             "qwen-plus".into(),
             "cn".into(),
-            [1, 1, 700, 70, 7, 14, 21],
+            [1, 1, 700, 70, 7, 14, 21, 1],
         ),
         UsageRow::from_parts(
             "2026-01-02".into(),
             "k1".into(),
             "qwen-plus".into(),
             "intl".into(),
-            [2, 1, 300, 30, 3, 6, 9],
+            [2, 1, 300, 30, 3, 6, 9, 3],
         ),
     ];
     assert_eq!(rows, expected);
