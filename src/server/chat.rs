@@ -139,6 +139,8 @@ struct EventSource {
     /// Bytes read since the last complete event.
     unfinished: usize,
     total: usize,
+    /// Whether invalid UTF-8 from this upstream was logged already (once per stream).
+    warned_utf8: bool,
 }
 
 impl EventSource {
@@ -150,7 +152,7 @@ impl EventSource {
     ) -> Self {
         Self {
             upstream,
-            parser: SseParser::new(),
+            parser: SseParser::new(limits.max_response_bytes),
             idle: limits.stream_idle_timeout,
             meta,
             grace_over,
@@ -158,6 +160,7 @@ impl EventSource {
             bounded_total: false,
             unfinished: 0,
             total: 0,
+            warned_utf8: false,
         }
     }
 
@@ -216,7 +219,14 @@ impl EventSource {
                     if self.bounded_total && self.total > self.max_bytes {
                         return Err(self.too_large("a response"));
                     }
+                    // Parsed here, inside the client's poll: when the client leaves, this
+                    // future is dropped with the upstream body, and no work goes on.
                     let events = self.parser.push(chunk);
+                    self.note_invalid_utf8();
+                    if self.parser.oversized_events() > 0 {
+                        // The parser dropped an event over the bound (it never holds more).
+                        return Err(self.too_large("an event"));
+                    }
                     if !events.is_empty() {
                         self.unfinished = 0;
                     } else if self.unfinished > self.max_bytes {
@@ -224,7 +234,15 @@ impl EventSource {
                     }
                     events
                 }
-                None => return parse_events(&self.parser.finish()),
+                None => {
+                    let events = self.parser.finish();
+                    self.note_invalid_utf8();
+                    let parsed = parse_events(&events)?;
+                    for event in &parsed {
+                        self.note_usage(event);
+                    }
+                    return Ok(parsed);
+                }
             };
             let parsed = parse_events(&events)?;
             for event in &parsed {
@@ -233,6 +251,18 @@ impl EventSource {
             if !parsed.is_empty() {
                 return Ok(parsed);
             }
+        }
+    }
+
+    /// Logs once per stream that the upstream sent invalid UTF-8 (decoded lossily: the
+    /// answer goes on, with U+FFFD where the bad bytes were).
+    fn note_invalid_utf8(&mut self) {
+        if !self.warned_utf8 && self.parser.invalid_utf8_lines() > 0 {
+            self.warned_utf8 = true;
+            tracing::warn!(
+                region = %self.upstream.region,
+                "the upstream sent invalid UTF-8 in an event; decoded with replacement characters"
+            );
         }
     }
 
