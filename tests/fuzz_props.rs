@@ -360,8 +360,16 @@ fn chunked(bytes: &[u8], cuts: &[usize]) -> Vec<Bytes> {
 
 type Ev = (String, String, String);
 
-fn parse(chunks: &[Bytes]) -> (Vec<Ev>, bool) {
-    let mut parser = SseParser::new();
+/// The events and the count of lines decoded lossily.
+fn parse(chunks: &[Bytes]) -> (Vec<Ev>, u64) {
+    let (events, invalid, _) = parse_bounded(chunks, usize::MAX);
+    (events, invalid)
+}
+
+/// Like [`parse`] with the parser bounded to `max_event_bytes`; also counts the events
+/// dropped for size.
+fn parse_bounded(chunks: &[Bytes], max_event_bytes: usize) -> (Vec<Ev>, u64, u64) {
+    let mut parser = SseParser::new(max_event_bytes);
     let mut events = Vec::new();
     for chunk in chunks {
         events.extend(parser.push(chunk.clone()));
@@ -371,7 +379,11 @@ fn parse(chunks: &[Bytes]) -> (Vec<Ev>, bool) {
         .into_iter()
         .map(|e| (e.event, e.data, e.id))
         .collect();
-    (events, parser.is_broken())
+    (
+        events,
+        parser.invalid_utf8_lines(),
+        parser.oversized_events(),
+    )
 }
 
 /// Event boundaries of `bytes`, by the SSE rules written out plainly: an event ends at a
@@ -528,10 +540,25 @@ proptest! {
         prop_assert_eq!(whole, split);
     }
 
-    /// 3b. Arbitrary bytes (invalid UTF-8 included) never make the parser panic.
+    /// 3b. Arbitrary bytes (invalid UTF-8 included) never make the parser panic or stop:
+    /// it decodes lossily, and what it finds, drops for size and counts does not depend on
+    /// the chunking, bounded or not.
     #[test]
-    fn sse_parser_survives_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..400), cuts in arb_cuts()) {
-        let _ = parse(&chunked(&bytes, &cuts));
+    fn sse_parser_survives_arbitrary_bytes(
+        bytes in prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..400),
+            arb_sse_text().prop_map(String::into_bytes),
+        ],
+        cuts in arb_cuts(),
+        bound in 1usize..200,
+    ) {
+        prop_assert_eq!(parse(&chunked(&bytes, &[])), parse(&chunked(&bytes, &cuts)));
+        let whole = parse_bounded(&chunked(&bytes, &[]), bound);
+        let split = parse_bounded(&chunked(&bytes, &cuts), bound);
+        for (_, data, _) in &whole.0 {
+            prop_assert!(data.len() <= bound);
+        }
+        prop_assert_eq!(whole, split);
     }
 
     /// 3c. The relay's splitter: output is the input byte for byte, cut only at event
@@ -571,12 +598,10 @@ proptest! {
         if let Some(&last) = reference.last() {
             prop_assert!(at == last || at + 1 == last, "every complete event was released");
         }
-        if std::str::from_utf8(bytes).is_ok() {
-            let released = out.concat();
-            let whole_events = parse(&chunked(&released, &[])).0;
-            let piecewise = parse(&out).0;
-            prop_assert_eq!(whole_events, piecewise);
-        }
+        let released = out.concat();
+        let whole_events = parse(&chunked(&released, &[]));
+        let piecewise = parse(&out);
+        prop_assert_eq!(whole_events, piecewise);
     }
 }
 
@@ -590,4 +615,17 @@ fn splitter_handles_a_lone_cr_terminator_at_a_chunk_end() {
         s.push(Bytes::from_static(b"\rdata: b\r\r")).as_deref(),
         Some(&b"data: a\r\rdata: b\r\r"[..])
     );
+}
+
+/// Found by `sse_parser_survives_arbitrary_bytes`: a line over the bound was dropped when
+/// it arrived split, but read when it arrived in one chunk. The bound now applies to every
+/// line, split or not.
+#[test]
+fn a_bounded_parser_judges_a_long_line_the_same_whatever_the_chunking() {
+    let mut bytes = vec![0u8; 44];
+    bytes.push(b'\n');
+    let whole = parse_bounded(&chunked(&bytes, &[]), 1);
+    let split = parse_bounded(&chunked(&bytes, &[1]), 1);
+    assert_eq!(whole, split);
+    assert_eq!(whole.2, 1, "dropped for size");
 }

@@ -84,6 +84,48 @@ async fn rewrites_aliases_and_passes_every_other_field_through() {
     assert_eq!(answer["model"], MODEL);
 }
 
+/// Only the top-level `model` is rewritten (a nested one, and `"model"` inside a string,
+/// are left alone); two top-level `model`s are refused before anything goes upstream.
+#[tokio::test]
+async fn alias_rewrite_touches_only_the_top_level_model_and_refuses_duplicates() {
+    let (gw, mock) = gateway_with_mock("").await;
+    let body = "{ \"input\" : \"say \\\"model\\\": \\\"gpt-4o\\\"\",\n  \"metadata\": {\"model\": \"gpt-4o\"},\n  \"model\"\t:  \"gpt-4o\" }";
+    let res = client()
+        .post(gw.url("/v1/responses"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let sent = mock.requests()[0].body.clone().unwrap();
+    assert_eq!(sent["model"], MODEL);
+    assert_eq!(sent["metadata"]["model"], "gpt-4o");
+    assert_eq!(sent["input"], "say \"model\": \"gpt-4o\"");
+
+    for body in [
+        r#"{"model":"gpt-4o","input":"x","model":"something-else"}"#,
+        r#"{"model":"gpt-4o","input":"x","mod\u0065l":"something-else"}"#,
+    ] {
+        let res = client()
+            .post(gw.url("/v1/responses"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let err = assert_openai_error(res, 400).await;
+        assert!(
+            err["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("duplicate field"),
+            "{err}"
+        );
+    }
+    assert_eq!(mock.requests().len(), 1, "nothing else went upstream");
+}
+
 #[tokio::test]
 async fn non_streaming_answer_is_relayed_byte_for_byte() {
     let (gw, mock) = gateway_with_mock("").await;

@@ -45,6 +45,8 @@ pub mod names {
     pub const PAD_BYTES: &str = "x-mock-pad-bytes";
     pub const ECHO_AUTH: &str = "x-mock-echo-auth";
     pub const DELTA_BYTES: &str = "x-mock-delta-bytes";
+    pub const CHUNK_BYTES: &str = "x-mock-chunk-bytes";
+    pub const CHUNK_DELAY_MS: &str = "x-mock-chunk-delay-ms";
 
     pub const ALL: &[&str] = &[
         TOKENS,
@@ -63,6 +65,8 @@ pub mod names {
         PAD_BYTES,
         ECHO_AUTH,
         DELTA_BYTES,
+        CHUNK_BYTES,
+        CHUNK_DELAY_MS,
     ];
 }
 
@@ -89,6 +93,8 @@ pub enum Malformed {
     Unknown,
     /// The event's JSON carries a huge `mock_padding` string (`x-mock-pad-bytes`).
     Giant,
+    /// The bytes `\xff\xfe` (never valid UTF-8) inside one JSON string of the event.
+    Utf8,
 }
 
 /// The form of error bodies (`x-mock-error-style`).
@@ -144,6 +150,10 @@ pub struct Controls {
     pub echo_auth: bool,
     /// Pad each text delta to at least this many bytes.
     pub delta_bytes: Option<usize>,
+    /// Write every SSE event in pieces of at most this many bytes (`x-mock-chunk-bytes`).
+    pub chunk_bytes: Option<usize>,
+    /// Pause between the pieces of one event (`x-mock-chunk-delay-ms`).
+    pub chunk_delay: Duration,
 }
 
 impl Controls {
@@ -204,9 +214,10 @@ impl Controls {
             Some("no-data") => Malformed::NoData,
             Some("unknown") => Malformed::Unknown,
             Some("giant") => Malformed::Giant,
+            Some("utf8") => Malformed::Utf8,
             Some(other) => {
                 return Err(format!(
-                    "{} must be json, no-data, unknown or giant, got {other:?}",
+                    "{} must be json, no-data, unknown, giant or utf8, got {other:?}",
                     names::MALFORMED_KIND
                 ));
             }
@@ -233,6 +244,11 @@ impl Controls {
             tool_calls: number(names::TOOL_CALLS)?.map_or(1, |n| n.max(1) as usize),
             echo_auth: number(names::ECHO_AUTH)?.is_some_and(|n| n > 0),
             delta_bytes: number(names::DELTA_BYTES)?.map(|n| n as usize),
+            chunk_bytes: match number(names::CHUNK_BYTES)? {
+                Some(0) => return Err(format!("{} must be at least 1", names::CHUNK_BYTES)),
+                n => n.map(|n| n as usize),
+            },
+            chunk_delay: millis(names::CHUNK_DELAY_MS)?.unwrap_or_default(),
         })
     }
 }
@@ -313,6 +329,25 @@ mod tests {
                 .malformed,
             Malformed::Unknown
         );
+        assert_eq!(
+            parse(&[("x-mock-malformed-kind", "utf8")])
+                .unwrap()
+                .malformed,
+            Malformed::Utf8
+        );
         assert!(parse(&[("x-mock-malformed-kind", "weird")]).is_err());
+    }
+
+    #[test]
+    fn chunk_sizes() {
+        let c = parse(&[
+            ("x-mock-chunk-bytes", "16384"),
+            ("x-mock-chunk-delay-ms", "3"),
+        ])
+        .unwrap();
+        assert_eq!(c.chunk_bytes, Some(16384));
+        assert_eq!(c.chunk_delay, Duration::from_millis(3));
+        assert_eq!(parse(&[]).unwrap().chunk_bytes, None);
+        assert!(parse(&[("x-mock-chunk-bytes", "0")]).is_err());
     }
 }

@@ -16,7 +16,8 @@
 //! `x-mock-tokens: N`, `x-mock-delay-ms: D`, `x-mock-header-delay-ms: D`,
 //! `x-mock-status: S` (+ `x-mock-error-style: nested|html`, `x-mock-retry-after: SECS`),
 //! `x-mock-drop-after: K` (0: close before any head), `x-mock-malformed-at: K`
-//! (+ `x-mock-malformed-kind: json|no-data|unknown|giant`, `x-mock-pad-bytes: N`),
+//! (+ `x-mock-malformed-kind: json|no-data|unknown|giant|utf8`, `x-mock-pad-bytes: N`),
+//! `x-mock-chunk-bytes: N` (+ `x-mock-chunk-delay-ms: D`),
 //! `x-mock-gate: NAME`, `x-mock-fail: rate_limit|moderation|server_error`,
 //! `x-mock-incomplete: REASON`, `x-mock-tool-calls: K`.
 

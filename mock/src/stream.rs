@@ -27,6 +27,8 @@ enum Step {
     Chunk(Bytes, bool),
     /// Return `Pending` once so hyper flushes what it has as a separate write.
     Yield,
+    /// Sleep between the pieces of one event (`x-mock-chunk-delay-ms`).
+    Pause(Duration),
     /// Fail the body so hyper aborts the connection (`x-mock-drop-after`).
     Abort,
 }
@@ -34,13 +36,43 @@ enum Step {
 /// The type of the extra event `x-mock-malformed-kind: unknown` inserts.
 pub const UNKNOWN_EVENT: &str = "response.mock_unknown";
 
-/// One framed event as the chunks to write, with a flush between them.
-fn push_chunks(steps: &mut VecDeque<Step>, framing: Framing, framed: Vec<u8>) {
-    for (n, chunk) in framing.chunks(framed).into_iter().enumerate() {
+/// Marks where `x-mock-malformed-kind: utf8` puts its invalid bytes; replaced after the
+/// event is serialized (a JSON string cannot hold them).
+const INVALID_UTF8_MARK: &str = "@@mock-invalid-utf8@@";
+
+/// The bytes that replace [`INVALID_UTF8_MARK`]: never valid UTF-8.
+pub const INVALID_UTF8: &[u8] = b"\xff\xfe";
+
+/// One framed event as the chunks to write, with a flush between them: the framing's
+/// cuts, or pieces of `x-mock-chunk-bytes` (paused by `x-mock-chunk-delay-ms`).
+fn push_chunks(steps: &mut VecDeque<Step>, framing: Framing, controls: &Controls, framed: Vec<u8>) {
+    let chunks = match controls.chunk_bytes {
+        Some(size) => {
+            let framed = Bytes::from(framed);
+            (0..framed.len())
+                .step_by(size)
+                .map(|at| framed.slice(at..framed.len().min(at + size)))
+                .collect()
+        }
+        None => framing.chunks(framed),
+    };
+    for (n, chunk) in chunks.into_iter().enumerate() {
         if n > 0 {
             steps.push_back(Step::Yield);
+            if !controls.chunk_delay.is_zero() {
+                steps.push_back(Step::Pause(controls.chunk_delay));
+            }
         }
         steps.push_back(Step::Chunk(chunk, false));
+    }
+}
+
+/// `framed` with [`INVALID_UTF8_MARK`] replaced by [`INVALID_UTF8`].
+fn with_invalid_utf8(framed: Vec<u8>) -> Vec<u8> {
+    let mark = INVALID_UTF8_MARK.as_bytes();
+    match framed.windows(mark.len()).position(|w| w == mark) {
+        Some(at) => [&framed[..at], INVALID_UTF8, &framed[at + mark.len()..]].concat(),
+        None => framed,
     }
 }
 
@@ -82,7 +114,7 @@ impl Script {
                         "note": "an event type no client knows",
                     });
                     let extra = framing.frame(index, UNKNOWN_EVENT, &unknown.to_string(), false);
-                    push_chunks(&mut steps, framing, extra);
+                    push_chunks(&mut steps, framing, controls, extra);
                     framing.frame(index, kind, &event.to_string(), false)
                 }
                 Some(Malformed::Giant) => {
@@ -90,8 +122,18 @@ impl Script {
                     padded["mock_padding"] = Value::String("x".repeat(controls.pad_bytes));
                     framing.frame(index, kind, &padded.to_string(), false)
                 }
+                Some(Malformed::Utf8) => {
+                    let mut marked = event.clone();
+                    match event["delta"].as_str() {
+                        Some(delta) => {
+                            marked["delta"] = Value::String(format!("{INVALID_UTF8_MARK}{delta}"))
+                        }
+                        None => marked["mock_invalid"] = Value::String(INVALID_UTF8_MARK.into()),
+                    }
+                    with_invalid_utf8(framing.frame(index, kind, &marked.to_string(), false))
+                }
             };
-            push_chunks(&mut steps, framing, framed);
+            push_chunks(&mut steps, framing, controls, framed);
         }
         if !matches!(steps.back(), Some(Step::Abort))
             && let Some(Step::Chunk(_, last)) = steps
@@ -124,6 +166,7 @@ impl Script {
                         }
                     }
                     Step::Yield => tokio::task::yield_now().await,
+                    Step::Pause(pause) => tokio::time::sleep(pause).await,
                     Step::Chunk(bytes, last) => return Some((Ok((bytes, last)), script)),
                     Step::Abort => {
                         let err =

@@ -1100,6 +1100,60 @@ async fn malformed_kinds() {
     assert_eq!(events.len(), normal.len());
     assert_eq!(events[4]["mock_padding"].as_str().unwrap().len(), 300_000);
     assert!(events[5].get("mock_padding").is_none());
+
+    // Invalid UTF-8 inside the first text delta's string; decoded lossily it is JSON.
+    let invalid = raw(vec![
+        ("x-mock-malformed-at", "4"),
+        ("x-mock-malformed-kind", "utf8"),
+    ])
+    .await;
+    assert!(std::str::from_utf8(&invalid).is_err());
+    let at = invalid
+        .windows(2)
+        .position(|w| w == b"\xff\xfe")
+        .expect("the invalid bytes");
+    assert_eq!(&invalid[at - 9..at], b"\"delta\":\"");
+    let lossy = String::from_utf8_lossy(&invalid).into_owned();
+    let events = json_events(lossy.as_bytes());
+    assert_eq!(kinds(&events), kinds(&json_events(&raw(vec![]).await)));
+    assert!(
+        events[4]["delta"]
+            .as_str()
+            .unwrap()
+            .starts_with("\u{fffd}\u{fffd}")
+    );
+}
+
+#[tokio::test]
+async fn chunk_bytes_cut_events_into_small_writes() {
+    let mock = start().await;
+    let started = Instant::now();
+    let resp = post(
+        &mock,
+        json!({"model": "qwen", "input": "x", "stream": true}),
+    )
+    .header("x-mock-malformed-at", "4")
+    .header("x-mock-malformed-kind", "giant")
+    .header("x-mock-pad-bytes", "200000")
+    .header("x-mock-chunk-bytes", "1000")
+    .header("x-mock-chunk-delay-ms", "1")
+    .send()
+    .await
+    .unwrap();
+    let chunks: Vec<bytes::Bytes> = resp
+        .bytes_stream()
+        .map(|c| c.unwrap())
+        .collect::<Vec<_>>()
+        .await;
+    assert!(
+        chunks.iter().all(|c| c.len() <= 1000),
+        "no write over 1000 bytes"
+    );
+    assert!(chunks.len() >= 200, "{} chunks", chunks.len());
+    // 200 pauses of 1 ms inside the giant event.
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    let events = json_events(&chunks.concat());
+    assert_eq!(events[4]["mock_padding"].as_str().unwrap().len(), 200_000);
 }
 
 #[tokio::test]

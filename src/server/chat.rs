@@ -179,6 +179,8 @@ struct EventSource {
     /// This is the background reader of an abandoned stream: dropped unfinished, it books
     /// an estimate and never respawns.
     is_drainer: bool,
+    /// Whether invalid UTF-8 from this upstream was logged already (once per stream).
+    warned_utf8: bool,
 }
 
 /// As the pass-through's relay: a stream dropped because its client left is read on (not
@@ -209,7 +211,7 @@ impl Drop for EventSource {
         };
         let rest = EventSource {
             upstream: std::mem::replace(&mut self.upstream, placeholder),
-            parser: std::mem::take(&mut self.parser),
+            parser: std::mem::replace(&mut self.parser, SseParser::new(0)),
             idle: self.idle,
             meta: self.meta.clone(),
             grace_over: self.grace_over.clone(),
@@ -223,6 +225,7 @@ impl Drop for EventSource {
             drained: self.drained.clone(),
             drain_for: self.drain_for,
             is_drainer: true,
+            warned_utf8: self.warned_utf8,
         };
         runtime.spawn(rest.drain());
     }
@@ -238,7 +241,7 @@ impl EventSource {
         let drained = meta.register_drain();
         Self {
             upstream,
-            parser: SseParser::new(),
+            parser: SseParser::new(limits.max_response_bytes),
             idle: limits.stream_idle_timeout,
             meta,
             grace_over,
@@ -252,6 +255,7 @@ impl EventSource {
             drained,
             drain_for: limits.abandoned_stream_drain,
             is_drainer: false,
+            warned_utf8: false,
         }
     }
 
@@ -339,7 +343,14 @@ impl EventSource {
                     if self.bounded_total && self.total > self.max_bytes {
                         return Err(self.too_large("a response"));
                     }
+                    // Parsed here, inside the client's poll: when the client leaves, this
+                    // future is dropped with the upstream body, and no work goes on.
                     let events = self.parser.push(chunk);
+                    self.note_invalid_utf8();
+                    if self.parser.oversized_events() > 0 {
+                        // The parser dropped an event over the bound (it never holds more).
+                        return Err(self.too_large("an event"));
+                    }
                     if !events.is_empty() {
                         self.unfinished = 0;
                     } else if self.unfinished > self.max_bytes {
@@ -349,7 +360,13 @@ impl EventSource {
                 }
                 None => {
                     self.settled = true;
-                    return parse_events(&self.parser.finish());
+                    let events = self.parser.finish();
+                    self.note_invalid_utf8();
+                    let parsed = parse_events(&events)?;
+                    for event in &parsed {
+                        self.note_usage(event);
+                    }
+                    return Ok(parsed);
                 }
             };
             let parsed = parse_events(&events)?;
@@ -359,6 +376,18 @@ impl EventSource {
             if !parsed.is_empty() {
                 return Ok(parsed);
             }
+        }
+    }
+
+    /// Logs once per stream that the upstream sent invalid UTF-8 (decoded lossily: the
+    /// answer goes on, with U+FFFD where the bad bytes were).
+    fn note_invalid_utf8(&mut self) {
+        if !self.warned_utf8 && self.parser.invalid_utf8_lines() > 0 {
+            self.warned_utf8 = true;
+            tracing::warn!(
+                region = %self.upstream.region,
+                "the upstream sent invalid UTF-8 in an event; decoded with replacement characters"
+            );
         }
     }
 

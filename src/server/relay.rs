@@ -184,7 +184,7 @@ impl Drop for Relay {
         let rest = Relay {
             upstream: std::mem::replace(&mut self.upstream, UpstreamBody::buffered(Bytes::new())),
             splitter: std::mem::take(&mut self.splitter),
-            parser: std::mem::take(&mut self.parser),
+            parser: std::mem::replace(&mut self.parser, SseParser::new(0)),
             observed: std::mem::take(&mut self.observed),
             idle_timeout: self.idle_timeout,
             max_event_bytes: self.max_event_bytes,
@@ -245,13 +245,13 @@ impl Relay {
         // every delta was over half the relay's cost, bench/PROFILE.md). Skipping is safe:
         // `complete` always holds whole events, so the parser never holds a partial one.
         if !worth_parsing_bytes(complete) {
-            if let Some(seq) = std::str::from_utf8(complete).ok().and_then(sequence_number) {
+            if let Some(seq) = sequence_number(complete) {
                 self.observed.last_sequence = Some(seq);
             }
             return;
         }
         for event in self.parser.push(complete.clone()) {
-            if let Some(seq) = sequence_number(&event.data) {
+            if let Some(seq) = sequence_number(event.data.as_bytes()) {
                 self.observed.last_sequence = Some(seq);
             }
             if !worth_parsing(&event.data) {
@@ -395,14 +395,17 @@ impl Relay {
     }
 }
 
-/// `"sequence_number":N` read without parsing the whole event.
-fn sequence_number(data: &str) -> Option<u64> {
-    let at = data.rfind("\"sequence_number\":")? + "\"sequence_number\":".len();
-    let digits: &str = data[at..].trim_start();
+/// The last `"sequence_number":N` in `data`, read without parsing (or decoding) events:
+/// bytes, so invalid UTF-8 elsewhere in them does not hide it.
+fn sequence_number(data: &[u8]) -> Option<u64> {
+    const KEY: &[u8] = b"\"sequence_number\":";
+    let at = memchr::memmem::rfind(data, KEY)? + KEY.len();
+    let digits = data[at..].trim_ascii_start();
     let end = digits
-        .find(|c: char| !c.is_ascii_digit())
+        .iter()
+        .position(|b| !b.is_ascii_digit())
         .unwrap_or(digits.len());
-    digits[..end].parse().ok()
+    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
 }
 
 /// The client-facing byte stream for an upstream SSE response; ends with an error event
@@ -420,7 +423,11 @@ pub fn relay_stream(
     let relay = Relay {
         upstream,
         splitter: EventSplitter::default(),
-        parser: SseParser::new(),
+        // The splitter bounds what is pending to `max_event_bytes` and the parser only gets
+        // whole events it released; its own bound keeps that true of the parser too (an
+        // event the splitter let through in the read that crossed the bound is relayed, not
+        // parsed).
+        parser: SseParser::new(max_event_bytes),
         observed: Observed::default(),
         idle_timeout,
         max_event_bytes,
@@ -474,9 +481,14 @@ mod tests {
     #[test]
     fn reads_sequence_numbers() {
         assert_eq!(
-            sequence_number(r#"{"a":1,"sequence_number": 42,"type":"x"}"#),
+            sequence_number(br#"{"a":1,"sequence_number": 42,"type":"x"}"#),
             Some(42)
         );
-        assert_eq!(sequence_number("{}"), None);
+        assert_eq!(sequence_number(b"{}"), None);
+        assert_eq!(
+            sequence_number(b"data: {\"d\":\"\xff\xfe\",\"sequence_number\":7}\n\n"),
+            Some(7),
+            "invalid UTF-8 elsewhere does not hide it"
+        );
     }
 }

@@ -178,7 +178,8 @@ async fn hold_until_output(mut response: UpstreamResponse, limits: Limits) -> Ve
     }
     let until = Instant::now() + limits.hold_first_event;
     let mut held: Vec<Bytes> = Vec::new();
-    let mut parser = SseParser::new();
+    let mut held_bytes = 0usize;
+    let mut parser = SseParser::new(limits.max_response_bytes);
     loop {
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -195,8 +196,14 @@ async fn hold_until_output(mut response: UpstreamResponse, limits: Limits) -> Ve
             Ok(Ok(None)) => break,
             Ok(Ok(Some(chunk))) => chunk,
         };
+        held_bytes += chunk.len();
         let events = parser.push(chunk.clone());
         held.push(chunk);
+        if parser.oversized_events() > 0 || held_bytes > limits.max_response_bytes {
+            // Holding is bounded in bytes as well as time: the reader it is handed to fails
+            // the stream on its own bound.
+            break;
+        }
         let mut decided = None;
         for event in events.iter().filter_map(event_json) {
             let kind = event.get("type").and_then(Value::as_str).unwrap_or("");
