@@ -54,9 +54,16 @@ pub fn too_large(limit: usize) -> ApiError {
 /// Bodies larger than this are parsed on the blocking pool.
 const INLINE_PARSE_BYTES: usize = 256 * 1024;
 
+/// How many large bodies are parsed at once: half the cores (at least one), so a burst of
+/// them leaves the other half to the runtime (a 2-core machine parses one at a time).
+static LARGE_PARSES: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    tokio::sync::Semaphore::new((cores / 2).max(1))
+});
+
 /// Runs `work` (parsing a body of `len` bytes) where it cannot stall the runtime: inline for
-/// small bodies, on the blocking pool for large ones, so `/healthz` and small requests stay
-/// fast while a 10 MB body is parsed.
+/// small bodies, on the blocking pool for large ones (a few at a time), so `/healthz` and
+/// small requests stay fast while 10 MB bodies are parsed.
 pub async fn off_runtime<T: Send + 'static>(
     len: usize,
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
@@ -64,6 +71,7 @@ pub async fn off_runtime<T: Send + 'static>(
     if len <= INLINE_PARSE_BYTES {
         return work();
     }
+    let _permit = LARGE_PARSES.acquire().await;
     tokio::task::spawn_blocking(work).await.unwrap_or_else(|_| {
         Err(ApiError::server(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -250,7 +250,9 @@ pub async fn create(
             });
             caller.check_model(Some((model, upstream_model)))?;
             if upstream_model != model {
-                bytes = rewrite_model(bytes, upstream_model)?;
+                let target = upstream_model.to_owned();
+                bytes =
+                    body::off_runtime(bytes.len(), move || rewrite_model(bytes, &target)).await?;
             }
         }
         None => caller.check_model(None)?,
