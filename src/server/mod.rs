@@ -92,11 +92,11 @@ pub fn router(state: AppState) -> Router {
         // /v1/responses/ (an extra segment, a traversal) is the 404 fallback.
         .route(
             "/v1/responses/{id}",
-            get(responses::retrieve).delete(responses::delete),
+            get(responses::by_id_route).delete(responses::by_id_route),
         )
         .route(
             "/v1/responses/{id}/input_items",
-            get(responses::input_items),
+            get(responses::by_id_route),
         )
         .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/models", get(info::list_models))
@@ -110,11 +110,11 @@ pub fn router(state: AppState) -> Router {
         // The admin sees every tenant's responses (no owner check: no team key here).
         .route(
             "/admin/responses/{id}",
-            get(responses::retrieve).delete(responses::delete),
+            get(responses::by_id_route).delete(responses::by_id_route),
         )
         .route(
             "/admin/responses/{id}/input_items",
-            get(responses::input_items),
+            get(responses::by_id_route),
         )
         .fallback(info::not_found)
         .method_not_allowed_fallback(info::method_not_allowed)

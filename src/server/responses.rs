@@ -18,10 +18,10 @@ use crate::upstream::{
 use crate::usage::Usage;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Extension, Path, RawQuery, State};
+use axum::extract::{Extension, MatchedPath, Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::HeaderMap;
+use http::{HeaderMap, Method};
 use serde::Deserialize;
 use serde_json::Value;
 use std::ops::Range;
@@ -381,42 +381,24 @@ async fn replay_request(
     Ok(request)
 }
 
-/// `GET /v1/responses/{id}`.
-pub async fn retrieve(
+/// `GET`/`DELETE /v1/responses/{id}` and `GET /v1/responses/{id}/input_items` (and their
+/// `/admin/responses/…` twins): which endpoint is decided by the method and the route.
+pub async fn by_id_route(
     State(state): State<AppState>,
     Extension(meta): Extension<RequestMeta>,
     caller: Caller,
+    method: Method,
+    route: MatchedPath,
     id: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
     client_headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let endpoint = Endpoint::Retrieve(parse_id(id)?);
-    by_id(&state, meta, &caller, endpoint, query, &client_headers).await
-}
-
-/// `DELETE /v1/responses/{id}`.
-pub async fn delete(
-    State(state): State<AppState>,
-    Extension(meta): Extension<RequestMeta>,
-    caller: Caller,
-    id: Result<Path<String>, PathRejection>,
-    RawQuery(query): RawQuery,
-    client_headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let endpoint = Endpoint::Delete(parse_id(id)?);
-    by_id(&state, meta, &caller, endpoint, query, &client_headers).await
-}
-
-/// `GET /v1/responses/{id}/input_items`.
-pub async fn input_items(
-    State(state): State<AppState>,
-    Extension(meta): Extension<RequestMeta>,
-    caller: Caller,
-    id: Result<Path<String>, PathRejection>,
-    RawQuery(query): RawQuery,
-    client_headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let endpoint = Endpoint::InputItems(parse_id(id)?);
+    let id = parse_id(id)?;
+    let endpoint = match (method, route.as_str().ends_with("/input_items")) {
+        (_, true) => Endpoint::InputItems(id),
+        (Method::DELETE, false) => Endpoint::Delete(id),
+        _ => Endpoint::Retrieve(id),
+    };
     by_id(&state, meta, &caller, endpoint, query, &client_headers).await
 }
 
