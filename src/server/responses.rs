@@ -18,7 +18,7 @@ use crate::upstream::{
 use crate::usage::Usage;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Extension, MatchedPath, Path, RawQuery, State};
+use axum::extract::{Extension, MatchedPath, Path, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, Method};
@@ -387,19 +387,18 @@ pub async fn by_id_route(
     State(state): State<AppState>,
     Extension(meta): Extension<RequestMeta>,
     caller: Caller,
-    method: Method,
     route: MatchedPath,
     id: Result<Path<String>, PathRejection>,
-    RawQuery(query): RawQuery,
-    client_headers: HeaderMap,
+    request: http::request::Parts,
 ) -> Result<Response, ApiError> {
     let id = parse_id(id)?;
-    let endpoint = match (method, route.as_str().ends_with("/input_items")) {
+    let endpoint = match (&request.method, route.as_str().ends_with("/input_items")) {
         (_, true) => Endpoint::InputItems(id),
-        (Method::DELETE, false) => Endpoint::Delete(id),
+        (&Method::DELETE, false) => Endpoint::Delete(id),
         _ => Endpoint::Retrieve(id),
     };
-    by_id(&state, meta, &caller, endpoint, query, &client_headers).await
+    let query = request.uri.query().map(str::to_owned);
+    by_id(&state, meta, &caller, endpoint, query, &request.headers).await
 }
 
 /// The decoded `{id}` path segment, checked against the id grammar (a segment that does
