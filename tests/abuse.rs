@@ -72,12 +72,18 @@ async fn abandoned_streams_are_booked_and_the_token_limit_refuses_the_key() {
             }
             other => panic!("unexpected status {other}"),
         }
-        // Booking waits for the abandoned stream's end.
-        eventually(Duration::from_secs(5), || {
-            mock.stats().completed_streams as usize >= served
-        })
-        .await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Booking waits for the abandoned stream's end; wait until it is in the ledger (the
+        // limit judges what is booked, and a loaded machine books later).
+        for _ in 0..250 {
+            let rows = gw.store.usage(None).await.unwrap();
+            if rows.iter().map(|r| r.requests).sum::<u64>() as usize >= served {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The token window is counted right after the row is written.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(mock.stats().completed_streams as usize >= served);
     }
     assert!(
         refused,
