@@ -6,7 +6,6 @@
 mod common;
 
 use common::*;
-use futures_util::StreamExt;
 use mock_model_studio::MockServer;
 use qwen_gateway::auth::{admin, keys};
 use qwen_gateway::store::{KeyRecord, Store, UsageRow};
@@ -594,17 +593,7 @@ async fn an_abandoned_stream_is_read_to_its_end_and_its_usage_booked() {
     ] {
         let res = post(&t.gw, path, Some(&key), body, &slow).await;
         assert_eq!(res.status(), 200);
-        let mut stream = res.bytes_stream();
-        let mut buf = Vec::new();
-        while sse_data(&buf).len() < 3 {
-            let chunk = tokio::time::timeout(Duration::from_secs(3), stream.next())
-                .await
-                .unwrap()
-                .unwrap()
-                .unwrap();
-            buf.extend_from_slice(&chunk);
-        }
-        drop(stream);
+        read_events_then_leave(res, 3).await;
     }
     assert!(
         eventually(Duration::from_secs(10), || t.mock.stats().completed_streams
@@ -645,17 +634,7 @@ async fn without_draining_an_abandoned_stream_is_closed_at_once_and_estimated() 
         &slow,
     )
     .await;
-    let mut stream = res.bytes_stream();
-    let mut buf = Vec::new();
-    while sse_data(&buf).len() < 8 {
-        let chunk = tokio::time::timeout(Duration::from_secs(3), stream.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        buf.extend_from_slice(&chunk);
-    }
-    drop(stream);
+    read_events_then_leave(res, 8).await;
     assert!(
         eventually(Duration::from_secs(3), || mock.stats().cancelled_streams
             == 1)

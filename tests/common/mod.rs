@@ -278,3 +278,17 @@ pub async fn raw_exchange(
         .unwrap_or(0);
     (status, text, elapsed)
 }
+
+/// Reads a streaming answer until at least `events` SSE events arrived (3 s per read at
+/// most), then drops it: a client that walks away mid-stream.
+pub async fn read_events_then_leave(mut res: reqwest::Response, events: usize) {
+    let mut buf = Vec::new();
+    while sse_data(&buf).len() < events {
+        let chunk = tokio::time::timeout(Duration::from_secs(3), res.chunk())
+            .await
+            .expect("the stream went silent")
+            .expect("the stream broke")
+            .expect("the stream ended early");
+        buf.extend_from_slice(&chunk);
+    }
+}
