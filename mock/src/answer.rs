@@ -81,12 +81,7 @@ pub fn plan(req: &ResponseRequest, history: Option<&[Value]>, controls: &Control
     let web_search = req
         .tools
         .iter()
-        .any(|t| {
-            matches!(
-                t["type"].as_str(),
-                Some("web_search" | "web_search_preview")
-            )
-        })
+        .any(|t| matches!(t["type"].as_str(), Some("web_search")))
         .then(|| user_text.clone());
 
     let ends_with_output = req
@@ -96,7 +91,7 @@ pub fn plan(req: &ResponseRequest, history: Option<&[Value]>, controls: &Control
     let calls = if ends_with_output {
         Vec::new()
     } else {
-        function_calls(req, controls.tool_calls.max(1))
+        function_calls(req, controls)
     };
 
     let mut text = None;
@@ -207,8 +202,10 @@ pub fn orphan_call_output(input: &[Value], history: &[Value]) -> Option<String> 
         .map(|o| o["call_id"].as_str().unwrap_or_default().to_string())
 }
 
-/// The calls to make: each function tool the `tool_choice` allows, cycling, `count` times.
-fn function_calls(req: &ResponseRequest, count: usize) -> Vec<Call> {
+/// The calls to make: each function tool the `tool_choice` (and `x-mock-call-name`) allows,
+/// cycling, `x-mock-tool-calls` times.
+fn function_calls(req: &ResponseRequest, controls: &Controls) -> Vec<Call> {
+    let count = controls.tool_calls.max(1);
     let tools: Vec<(&str, &Value)> = req
         .tools
         .iter()
@@ -247,6 +244,10 @@ fn function_calls(req: &ResponseRequest, count: usize) -> Vec<Call> {
             .unwrap_or_default(),
         _ => tools.iter().map(|(name, _)| *name).collect(),
     };
+    let chosen: Vec<&str> = match &controls.call_name {
+        Some(only) => chosen.into_iter().filter(|n| n == only).collect(),
+        None => chosen,
+    };
     if chosen.is_empty() {
         return Vec::new();
     }
@@ -259,7 +260,10 @@ fn function_calls(req: &ResponseRequest, count: usize) -> Vec<Call> {
                 .map_or(&Value::Null, |(_, p)| *p);
             Call {
                 name: name.to_string(),
-                arguments: sample_arguments(params),
+                arguments: controls
+                    .call_arguments
+                    .clone()
+                    .unwrap_or_else(|| sample_arguments(params)),
             }
         })
         .collect()

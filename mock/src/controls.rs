@@ -20,6 +20,8 @@
 //! | `x-mock-fail: rate_limit\|moderation\|server_error` | a failure reported inside a 200 |
 //! | `x-mock-incomplete: REASON` | end `incomplete` with this reason |
 //! | `x-mock-tool-calls: K` | number of parallel function calls |
+//! | `x-mock-call-name: NAME` | call only the function tool `NAME` (when offered), e.g. an agent's shell tool among many |
+//! | `x-mock-call-arguments: JSON` | the calls' `arguments` string, verbatim, instead of a sample built from the tool's schema |
 //! | `x-mock-delta-bytes: N` | pad every text delta to at least `N` bytes (large answers, fast) |
 //! | `x-mock-echo-auth: 1` | echo the `Authorization` header received: in an `x-mock-echo-authorization` response header, in error messages (JSON and HTML), and as one whole text delta of a success (the leaky upstream a gateway must scrub) |
 
@@ -47,6 +49,8 @@ pub mod names {
     pub const DELTA_BYTES: &str = "x-mock-delta-bytes";
     pub const CHUNK_BYTES: &str = "x-mock-chunk-bytes";
     pub const CHUNK_DELAY_MS: &str = "x-mock-chunk-delay-ms";
+    pub const CALL_NAME: &str = "x-mock-call-name";
+    pub const CALL_ARGUMENTS: &str = "x-mock-call-arguments";
 
     pub const ALL: &[&str] = &[
         TOKENS,
@@ -67,6 +71,8 @@ pub mod names {
         DELTA_BYTES,
         CHUNK_BYTES,
         CHUNK_DELAY_MS,
+        CALL_NAME,
+        CALL_ARGUMENTS,
     ];
 }
 
@@ -154,6 +160,10 @@ pub struct Controls {
     pub chunk_bytes: Option<usize>,
     /// Pause between the pieces of one event (`x-mock-chunk-delay-ms`).
     pub chunk_delay: Duration,
+    /// Call only this function tool (`x-mock-call-name`).
+    pub call_name: Option<String>,
+    /// The calls' arguments, verbatim (`x-mock-call-arguments`).
+    pub call_arguments: Option<String>,
 }
 
 impl Controls {
@@ -249,6 +259,10 @@ impl Controls {
                 n => n.map(|n| n as usize),
             },
             chunk_delay: millis(names::CHUNK_DELAY_MS)?.unwrap_or_default(),
+            call_name: lookup(names::CALL_NAME)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty()),
+            call_arguments: lookup(names::CALL_ARGUMENTS).map(|v| v.trim().to_string()),
         })
     }
 }

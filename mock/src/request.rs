@@ -26,6 +26,37 @@ pub struct ResponseRequest {
     pub raw: Map<String, Value>,
 }
 
+/// The tool types Model Studio's Responses API lists: function tools and its built-in tools.
+/// Anything else (OpenAI-only types such as `namespace`, `custom`, `local_shell`, or a typo)
+/// is refused with 400, as the real API does, so a gateway or client sending one finds out
+/// in tests.
+pub const TOOL_TYPES: &[&str] = &[
+    "function",
+    "web_search",
+    "web_extractor",
+    "code_interpreter",
+    "file_search",
+    "mcp",
+];
+
+fn check_tool_types(tools: &[Value]) -> Result<(), ApiError> {
+    for tool in tools {
+        match tool.get("type").and_then(Value::as_str) {
+            Some(t) if TOOL_TYPES.contains(&t) => {}
+            Some(t) => {
+                return Err(ApiError::invalid_parameter(format!(
+                    "Tool type {t:?} is not supported. Supported types: {}.",
+                    TOOL_TYPES.join(", ")
+                )));
+            }
+            None => {
+                return Err(ApiError::invalid_parameter("Every tool must have a type."));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Model Studio's lower bound for `max_output_tokens`.
 pub const MIN_MAX_OUTPUT_TOKENS: u64 = 16;
 
@@ -88,6 +119,7 @@ impl ResponseRequest {
                 ));
             }
         };
+        check_tool_types(&tools)?;
         let tool_choice = match raw.get("tool_choice") {
             None | Some(Value::Null) => json!("auto"),
             Some(choice) => choice.clone(),
