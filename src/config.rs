@@ -44,6 +44,8 @@ pub struct Settings {
     pub regions: BTreeMap<String, RegionConfig>,
     pub models: ModelsConfig,
     pub chat: ChatConfig,
+    #[serde(default)]
+    pub responses: ResponsesConfig,
     pub auth: AuthConfig,
     pub store: StoreConfig,
     pub log: LogConfig,
@@ -153,6 +155,16 @@ pub struct ChatConfig {
     pub max_content_parts: usize,
     /// Most tools (and legacy functions) in one request.
     pub max_tools: usize,
+}
+
+/// `/v1/responses` pass-through options.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ResponsesConfig {
+    /// Rewrite Model Studio's known deviations from OpenAI's Responses schema (float
+    /// `created_at`) for strict typed clients; off keeps the upstream's bytes unchanged
+    /// (see `model_studio::conformance`).
+    #[serde(default)]
+    pub conformance: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,6 +13,7 @@ pub mod conversation;
 pub mod error;
 pub mod header_policy;
 pub mod ledger;
+pub mod model_studio;
 pub mod models;
 pub mod server;
 pub mod sse;

@@ -7,6 +7,7 @@
 
 use super::access_log::RequestMeta;
 use crate::conversation::TurnRecorder;
+use crate::model_studio::conformance;
 use crate::sse::{SseParser, event_json};
 use crate::upstream::UpstreamBody;
 use crate::usage::Usage;
@@ -157,6 +158,8 @@ struct Relay {
     drain_for: Duration,
     /// This is the background reader of an abandoned stream.
     is_drainer: bool,
+    /// `responses.conformance`: integer timestamps in relayed events.
+    conformance: bool,
 }
 
 /// A client that leaves mid-stream must not dodge its key's token limits, so for a key with
@@ -195,6 +198,7 @@ impl Drop for Relay {
             drained: self.drained.clone(),
             drain_for: self.drain_for,
             is_drainer: true,
+            conformance: self.conformance,
         };
         runtime.spawn(rest.drain());
     }
@@ -361,6 +365,9 @@ impl Relay {
                     }
                     if let Some(complete) = complete {
                         self.observe(&complete);
+                        if self.conformance {
+                            return Some(conformance::integer_timestamps_bytes(complete));
+                        }
                         return Some(complete);
                     }
                 }
@@ -408,17 +415,34 @@ fn sequence_number(data: &[u8]) -> Option<u64> {
     std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
 }
 
+/// How a relay reads and what it may change.
+#[derive(Clone, Copy, Debug)]
+pub struct RelaySettings {
+    /// `upstream.stream_idle_timeout`.
+    pub idle_timeout: Duration,
+    /// Largest single event (`upstream.max_response_bytes`).
+    pub max_event_bytes: usize,
+    /// `upstream.abandoned_stream_drain`.
+    pub drain_for: Duration,
+    /// `responses.conformance`.
+    pub conformance: bool,
+}
+
 /// The client-facing byte stream for an upstream SSE response; ends with an error event
 /// when `grace_over` is cancelled.
 pub fn relay_stream(
     upstream: UpstreamBody,
-    idle_timeout: Duration,
-    max_event_bytes: usize,
+    settings: RelaySettings,
     meta: RequestMeta,
     recorder: Option<TurnRecorder>,
     grace_over: CancellationToken,
-    drain_for: Duration,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    let RelaySettings {
+        idle_timeout,
+        max_event_bytes,
+        drain_for,
+        conformance,
+    } = settings;
     let drained = meta.register_drain();
     let relay = Relay {
         upstream,
@@ -438,6 +462,7 @@ pub fn relay_stream(
         drained,
         drain_for,
         is_drainer: false,
+        conformance,
     };
     futures_util::stream::unfold(relay, |mut relay| async move {
         let chunk = relay.next_chunk().await?;

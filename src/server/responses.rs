@@ -9,6 +9,7 @@ use super::{body, headers, relay};
 use crate::auth::Caller;
 use crate::conversation::{self, TurnRecorder};
 use crate::error::ApiError;
+use crate::model_studio::conformance;
 use crate::store::Affinity;
 use crate::translate::normalize_upstream_error;
 use crate::upstream::endpoint::MAX_RESPONSE_ID_LEN;
@@ -454,17 +455,22 @@ async fn relay_response(
     let status = upstream.status;
     let response_headers = headers::to_client(&upstream.headers);
     let limits = state.upstream.limits();
+    let conformance_on = state.settings.responses.conformance;
     let body = if upstream.is_event_stream() {
         meta.update(|i| i.stream = true);
         let recorder = recorder.filter(|_| status.is_success());
+        let settings = relay::RelaySettings {
+            idle_timeout: limits.stream_idle_timeout,
+            max_event_bytes: limits.max_response_bytes,
+            drain_for: limits.abandoned_stream_drain,
+            conformance: conformance_on,
+        };
         Body::from_stream(relay::relay_stream(
             upstream.body,
-            limits.stream_idle_timeout,
-            limits.max_response_bytes,
+            settings,
             meta,
             recorder,
             state.grace_over.clone(),
-            limits.abandoned_stream_drain,
         ))
     } else {
         let retry_after = crate::upstream::retry_after(&upstream.headers);
@@ -478,7 +484,13 @@ async fn relay_response(
             err.status = status;
             return Err(err);
         }
-        Body::from(bytes)
+        let rewritten = conformance_on
+            .then(|| conformance::integer_timestamps(&bytes))
+            .flatten();
+        match rewritten {
+            Some(rewritten) => Body::from(rewritten),
+            None => Body::from(bytes),
+        }
     };
     let mut response = (status, body).into_response();
     response.headers_mut().extend(response_headers);
