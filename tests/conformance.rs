@@ -46,7 +46,10 @@ async fn a_plain_answer_gets_an_integer_created_at_and_nothing_else_changes() {
     let bytes = res.bytes().await.unwrap();
     let recorded = mock.requests()[0].response_body.clone();
     assert!(String::from_utf8_lossy(&recorded).contains(".0,"));
-    assert_eq!(String::from_utf8(bytes.to_vec()).unwrap(), expected(&recorded));
+    assert_eq!(
+        String::from_utf8(bytes.to_vec()).unwrap(),
+        expected(&recorded)
+    );
     let v: Value = serde_json::from_slice(&bytes).unwrap();
     assert!(v["created_at"].is_u64(), "{v}");
 
@@ -60,7 +63,10 @@ async fn a_plain_answer_gets_an_integer_created_at_and_nothing_else_changes() {
     assert_eq!(res.status(), 200);
     let bytes = res.bytes().await.unwrap();
     let recorded = mock.requests()[1].response_body.clone();
-    assert_eq!(String::from_utf8(bytes.to_vec()).unwrap(), expected(&recorded));
+    assert_eq!(
+        String::from_utf8(bytes.to_vec()).unwrap(),
+        expected(&recorded)
+    );
 }
 
 #[tokio::test]
@@ -76,9 +82,15 @@ async fn a_stream_gets_integer_timestamps_in_its_response_events_only() {
     assert_eq!(res.status(), 200);
     let bytes = res.bytes().await.unwrap();
     let recorded = mock.requests()[0].response_body.clone();
-    assert_eq!(String::from_utf8(bytes.to_vec()).unwrap(), expected(&recorded));
+    assert_eq!(
+        String::from_utf8(bytes.to_vec()).unwrap(),
+        expected(&recorded)
+    );
     let events = sse_json(&bytes);
-    let with_response: Vec<&Value> = events.iter().filter(|e| e["response"].is_object()).collect();
+    let with_response: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["response"].is_object())
+        .collect();
     assert!(with_response.len() >= 3, "created, in_progress, completed");
     for e in with_response {
         assert!(e["response"]["created_at"].is_u64(), "{e}");

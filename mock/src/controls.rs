@@ -20,6 +20,7 @@
 //! | `x-mock-fail: rate_limit\|moderation\|server_error` | a failure reported inside a 200 |
 //! | `x-mock-incomplete: REASON` | end `incomplete` with this reason |
 //! | `x-mock-tool-calls: K` | number of parallel function calls |
+//! | `x-mock-tail-delay-ms: D` | streaming: end the body `D` ms after the last event (real upstreams' end of body often comes in a later packet) |
 //! | `x-mock-call-name: NAME` | call only the function tool `NAME` (when offered), e.g. an agent's shell tool among many |
 //! | `x-mock-call-arguments: JSON` | the calls' `arguments` string, verbatim, instead of a sample built from the tool's schema |
 //! | `x-mock-delta-bytes: N` | pad every text delta to at least `N` bytes (large answers, fast) |
@@ -49,6 +50,7 @@ pub mod names {
     pub const DELTA_BYTES: &str = "x-mock-delta-bytes";
     pub const CHUNK_BYTES: &str = "x-mock-chunk-bytes";
     pub const CHUNK_DELAY_MS: &str = "x-mock-chunk-delay-ms";
+    pub const TAIL_DELAY_MS: &str = "x-mock-tail-delay-ms";
     pub const CALL_NAME: &str = "x-mock-call-name";
     pub const CALL_ARGUMENTS: &str = "x-mock-call-arguments";
 
@@ -71,6 +73,7 @@ pub mod names {
         DELTA_BYTES,
         CHUNK_BYTES,
         CHUNK_DELAY_MS,
+        TAIL_DELAY_MS,
         CALL_NAME,
         CALL_ARGUMENTS,
     ];
@@ -160,6 +163,8 @@ pub struct Controls {
     pub chunk_bytes: Option<usize>,
     /// Pause between the pieces of one event (`x-mock-chunk-delay-ms`).
     pub chunk_delay: Duration,
+    /// Pause between the last event and the body's end (`x-mock-tail-delay-ms`).
+    pub tail_delay: Duration,
     /// Call only this function tool (`x-mock-call-name`).
     pub call_name: Option<String>,
     /// The calls' arguments, verbatim (`x-mock-call-arguments`).
@@ -259,6 +264,7 @@ impl Controls {
                 n => n.map(|n| n as usize),
             },
             chunk_delay: millis(names::CHUNK_DELAY_MS)?.unwrap_or_default(),
+            tail_delay: millis(names::TAIL_DELAY_MS)?.unwrap_or_default(),
             call_name: lookup(names::CALL_NAME)
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty()),

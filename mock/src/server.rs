@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::body::Body;
@@ -142,6 +143,7 @@ async fn accept_loop(listener: TcpListener, app: Router, shared: Arc<Shared>) {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    shared.counters.accepted_connections.fetch_add(1, Ordering::SeqCst);
                     let open = Gauge::new(shared.clone(), |c| &c.open_connections);
                     let shared = shared.clone();
                     let app = app.clone();

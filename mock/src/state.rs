@@ -66,6 +66,9 @@ pub struct MockStats {
     pub cancelled_streams: u64,
     /// TCP connections currently open (idle keep-alive ones included).
     pub open_connections: u64,
+    /// TCP connections accepted since start (a client that reuses its connections keeps
+    /// this at one per concurrent request).
+    pub accepted_connections: u64,
     /// API requests (not `/_mock`) whose answer is not over yet: the handler still runs
     /// (e.g. in `x-mock-header-delay-ms`) or the body is still being written.
     pub in_flight_requests: u64,
@@ -97,6 +100,7 @@ pub(crate) struct Counters {
     pub completed_streams: AtomicU64,
     pub cancelled_streams: AtomicU64,
     pub open_connections: AtomicU64,
+    pub accepted_connections: AtomicU64,
     pub in_flight_requests: AtomicU64,
 }
 
@@ -195,6 +199,7 @@ impl Shared {
             completed_streams: c.completed_streams.load(Ordering::SeqCst),
             cancelled_streams: c.cancelled_streams.load(Ordering::SeqCst),
             open_connections: c.open_connections.load(Ordering::SeqCst),
+            accepted_connections: c.accepted_connections.load(Ordering::SeqCst),
             in_flight_requests: c.in_flight_requests.load(Ordering::SeqCst),
         }
     }

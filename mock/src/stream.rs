@@ -143,6 +143,11 @@ impl Script {
         {
             *last = true;
         }
+        if !controls.tail_delay.is_zero() && !matches!(steps.back(), Some(Step::Abort)) {
+            // The body's end comes on its own, later: a client must read on past the last
+            // event to see it (and to get its connection back into the pool).
+            steps.push_back(Step::Pause(controls.tail_delay));
+        }
         Script {
             steps,
             delay: controls.delay,

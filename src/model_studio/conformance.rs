@@ -116,7 +116,10 @@ mod tests {
         let events = "event: response.created\ndata: {\"response\":{\"created_at\":1769417481.0},\"type\":\"response.created\"}\n\n\
                       event: response.output_text.delta\ndata: {\"delta\":\"a\"}\n\n";
         let out = rewrite(events);
-        assert!(out.contains(r#"{"response":{"created_at":1769417481},"type""#), "{out}");
+        assert!(
+            out.contains(r#"{"response":{"created_at":1769417481},"type""#),
+            "{out}"
+        );
         assert!(out.ends_with("data: {\"delta\":\"a\"}\n\n"));
     }
 
@@ -135,7 +138,10 @@ mod tests {
 
     #[test]
     fn exponents_and_negatives_are_read_as_numbers() {
-        assert_eq!(rewrite(r#"{"created_at":1.7e9}"#), r#"{"created_at":1700000000}"#);
+        assert_eq!(
+            rewrite(r#"{"created_at":1.7e9}"#),
+            r#"{"created_at":1700000000}"#
+        );
         assert_eq!(rewrite(r#"{"created_at":-1.5}"#), r#"{"created_at":-1}"#);
     }
 

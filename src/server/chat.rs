@@ -22,7 +22,7 @@ use axum::body::Body;
 use axum::extract::{Extension, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::{FutureExt, Stream, StreamExt};
 use http::{HeaderMap, HeaderValue, header};
 use serde_json::Value;
 use std::time::Duration;
@@ -181,7 +181,16 @@ struct EventSource {
     is_drainer: bool,
     /// Whether invalid UTF-8 from this upstream was logged already (once per stream).
     warned_utf8: bool,
+    /// The upstream body ended (its connection can go back to the pool).
+    at_end: bool,
 }
+
+/// After a terminal event the rest of an upstream body (usually just the chunked encoding's
+/// end) is read so that its connection returns to the pool instead of being closed: with
+/// real Model Studio that saves a TLS handshake to the region on the next request. Bounded,
+/// so an upstream that keeps the body open after its answer costs no more than this.
+const TAIL_READ_TIME: Duration = Duration::from_secs(2);
+const TAIL_READ_BYTES: usize = 64 * 1024;
 
 /// As the pass-through's relay: a stream dropped because its client left is read on (not
 /// relayed) to its usage when the key's token limits count it, bounded by `upstream.abandoned_stream_drain`; one that ends
@@ -190,6 +199,9 @@ impl Drop for EventSource {
     fn drop(&mut self) {
         if self.terminal_seen {
             self.drained.cancel();
+            if !self.at_end {
+                self.read_tail();
+            }
             return;
         }
         let runtime = tokio::runtime::Handle::try_current();
@@ -226,6 +238,7 @@ impl Drop for EventSource {
             drain_for: self.drain_for,
             is_drainer: true,
             warned_utf8: self.warned_utf8,
+            at_end: false,
         };
         runtime.spawn(rest.drain());
     }
@@ -256,7 +269,45 @@ impl EventSource {
             drain_for: limits.abandoned_stream_drain,
             is_drainer: false,
             warned_utf8: false,
+            at_end: false,
         }
+    }
+
+    /// Reads the rest of the body in the background, bounded (see [`TAIL_READ_TIME`]).
+    fn read_tail(&mut self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut body = std::mem::replace(
+            &mut self.upstream.body,
+            upstream::UpstreamBody::buffered(Bytes::new()),
+        );
+        // Usually the body's end arrived with the terminal event: take it now, without a
+        // task (`chunk` is cancel-safe, so a pending poll here loses nothing).
+        let mut read = 0usize;
+        loop {
+            match body.chunk().now_or_never() {
+                Some(Ok(Some(chunk))) => {
+                    read += chunk.len();
+                    if read > TAIL_READ_BYTES {
+                        return;
+                    }
+                }
+                Some(_) => return,
+                None => break,
+            }
+        }
+        runtime.spawn(async move {
+            let rest = async {
+                while let Ok(Some(chunk)) = body.chunk().await {
+                    read += chunk.len();
+                    if read > TAIL_READ_BYTES {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(TAIL_READ_TIME, rest).await;
+        });
     }
 
     /// Reads on to the terminal event without relaying (see `impl Drop for EventSource`).
@@ -360,6 +411,7 @@ impl EventSource {
                 }
                 None => {
                     self.settled = true;
+                    self.at_end = true;
                     let events = self.parser.finish();
                     self.note_invalid_utf8();
                     let parsed = parse_events(&events)?;
