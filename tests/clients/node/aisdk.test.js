@@ -198,6 +198,7 @@ for (const kind of ["responses", "chat"]) {
         (err) => {
           // The gateway turns the half body into a 502 error answer.
           assert.equal(err.name, "AI_APICallError");
+          assert.equal(err.statusCode, 502);
           assert.match(err.message, /broke off the response/);
           return true;
         },
