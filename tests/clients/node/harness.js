@@ -55,6 +55,7 @@ export async function startStack() {
   const client = new OpenAI({ baseURL: `http://${addr}/v1`, apiKey: "sk-client-not-upstream", maxRetries: 0, timeout: 20000 });
   return {
     client,
+    baseURL: `http://${addr}/v1`,
     mockUrl,
     async stop() {
       for (const c of children) c.kill("SIGTERM");
