@@ -24,7 +24,11 @@ try {
 } catch {
   codexJs = undefined;
 }
-const skip = codexJs && existsSync(codexJs) ? false : "@openai/codex is not installed";
+// package.json pins @openai/codex, so `npm ci` always installs it: a missing binary is a
+// failure, never a skip that would let CI pass without Codex.
+if (!codexJs || !existsSync(codexJs)) {
+  throw new Error("@openai/codex is not installed: run npm ci in tests/clients/node");
+}
 
 const GREETING = (said) => `こんにちは!私は Qwen です。You said: ${said}.`;
 
@@ -53,7 +57,6 @@ function startProxy(target) {
 }
 
 before(async () => {
-  if (skip) return;
   stack = await startStack();
   proxy = await startProxy(stack.baseURL);
   proxyUrl = `http://127.0.0.1:${proxy.address().port}/v1`;
@@ -154,7 +157,7 @@ async function reset() {
   await mockRequests();
 }
 
-test("default config: Codex sends a namespace tool and Model Studio's 400 is printed", { skip }, async () => {
+test("default config: Codex sends a namespace tool and Model Studio's 400 is printed", async () => {
   await reset();
   const home = codexHome({ recommended: false, headers: { "x-mock-call-name": "none" } });
   const run = await codexExec(home, ["hello"]);
@@ -177,7 +180,7 @@ test("default config: Codex sends a namespace tool and Model Studio's 400 is pri
   console.log(`default tools: ${tools.join(", ")}`);
 });
 
-test("recipe config: plain answer printed, tokens used", { skip }, async () => {
+test("recipe config: plain answer printed, tokens used", async () => {
   await reset();
   // A call name no tool has: the mock answers with text although tools are offered.
   const home = codexHome({ headers: { "x-mock-call-name": "none" } });
@@ -196,7 +199,7 @@ test("recipe config: plain answer printed, tokens used", { skip }, async () => {
   console.log(`recipe tools: ${toolSummary(body).join(", ")}`);
 });
 
-test("recipe config --json: agent message and usage", { skip }, async () => {
+test("recipe config --json: agent message and usage", async () => {
   await reset();
   const home = codexHome({ headers: { "x-mock-call-name": "none", "x-mock-tokens": "7" } });
   const run = await codexExec(home, ["--json", "count"]);
@@ -210,7 +213,7 @@ test("recipe config --json: agent message and usage", { skip }, async () => {
   assert.equal(done.usage.output_tokens, 7);
 });
 
-test("recipe config: shell tool loop (exec_command) and its output in the final answer", { skip }, async () => {
+test("recipe config: shell tool loop (exec_command) and its output in the final answer", async () => {
   await reset();
   const home = codexHome({
     headers: {
@@ -238,7 +241,7 @@ test("recipe config: shell tool loop (exec_command) and its output in the final 
   assert.deepEqual([...new Set(seen)], ["POST /v1/responses"]);
 });
 
-test("recipe config: broken upstream stream fails the turn (exit 1)", { skip }, async () => {
+test("recipe config: broken upstream stream fails the turn (exit 1)", async () => {
   await reset();
   const home = codexHome({ headers: { "x-mock-call-name": "none", "x-mock-drop-after": "3" } });
   const run = await codexExec(home, ["--json", "hello"]);
