@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of qwen-gateway: Rust unit and integration tests (gateway + mock Model Studio
-# on loopback ports), then the real-client suites (official openai Python SDK, LangChain,
-# official openai Node SDK) against the real binaries. Installs the client packages locally
-# (.venv/, tests/clients/node/node_modules/) on first use. Ends with a 45-second soak
+# on loopback ports), then the real-client suites against the real binaries: Python (openai,
+# LangChain, LlamaIndex, OpenAI Agents SDK, pydantic-ai, instructor), Node (openai, LangChain
+# JS, Vercel AI SDK, Codex CLI) and Rust (async-openai). Installs the client packages locally
+# (.venv/, tests/clients/node/node_modules/, target/clients/) on first use. Ends with a 45-second soak
 # (scripts/soak.sh; run it alone with --minutes N for a long one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,7 @@ cargo build --workspace --bins
 echo "== cargo test"
 cargo test --workspace
 
-echo "== Python clients (openai SDK, LangChain)"
+echo "== Python clients (tests/clients/python/requirements.txt)"
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
@@ -21,7 +22,7 @@ fi
 .venv/bin/python -m pytest tests/clients/python -q -p no:cacheprovider
 
 if [ -f tests/clients/node/package.json ]; then
-  echo "== Node clients (openai SDK)"
+  echo "== Node clients (tests/clients/node/package.json)"
   (
     cd tests/clients/node
     if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
@@ -30,6 +31,9 @@ if [ -f tests/clients/node/package.json ]; then
     node --test --test-reporter=spec
   )
 fi
+echo "== Rust clients (async-openai, tests/clients/rust)"
+cargo test --locked --manifest-path tests/clients/rust/Cargo.toml --target-dir target/clients
+
 echo "== soak (short: 45 s of mixed traffic with faults; memory and file descriptors must not grow)"
 scripts/soak.sh --seconds 45
 
