@@ -2,8 +2,12 @@
 
 The binaries come from `cargo build --bins` (scripts/test.sh does that first); override with
 QWEN_GATEWAY_BIN / MOCK_MODEL_STUDIO_BIN.
+
+openai2/ holds the clients that cap `openai` below 3 (LlamaIndex, instructor): they run from a
+second venv built from openai2/requirements.txt and are collected only where they are installed.
 """
 
+import importlib.util
 import os
 import pathlib
 import re
@@ -20,6 +24,10 @@ GATEWAY_BIN = os.environ.get("QWEN_GATEWAY_BIN", str(TARGET / "qwen-gateway"))
 MOCK_BIN = os.environ.get("MOCK_MODEL_STUDIO_BIN", str(TARGET / "mock-model-studio"))
 UPSTREAM_KEY = "sk-python-upstream-4c1d"
 MODEL = "qwen3-max-2026-01-23"
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+if importlib.util.find_spec("llama_index") is None or importlib.util.find_spec("instructor") is None:
+    collect_ignore = ["openai2"]
 
 
 def _wait_for(path: pathlib.Path, pattern: str, proc: subprocess.Popen, timeout: float = 15.0) -> str:
@@ -115,3 +123,25 @@ def mock_requests(stack):
             return json.loads(res.read())
 
     return read
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch):
+    """Fails any test whose client library looks up or connects to anything but loopback
+    (tokenizer downloads, telemetry, update checks)."""
+    import socket
+
+    real_connect, real_getaddrinfo = socket.socket.connect, socket.getaddrinfo
+
+    def connect(sock, address):
+        if isinstance(address, tuple) and address[0] not in LOOPBACK:
+            raise OSError(f"test tried to reach {address!r}: only loopback is allowed")
+        return real_connect(sock, address)
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host not in LOOPBACK:
+            raise OSError(f"test tried to resolve {host!r}: only loopback is allowed")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
