@@ -20,6 +20,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/clients/python/requirements.txt
 .venv/bin/python -m pytest tests/clients/python -q -p no:cacheprovider
+# LlamaIndex and instructor cap openai below 3 (openai-agents needs 3): a second venv.
+if [ ! -x .venv-openai2/bin/python ]; then
+  python3 -m venv .venv-openai2
+fi
+.venv-openai2/bin/pip install --quiet --disable-pip-version-check -r tests/clients/python/openai2/requirements.txt
+.venv-openai2/bin/python -m pytest tests/clients/python/openai2 -q -p no:cacheprovider
 
 if [ -f tests/clients/node/package.json ]; then
   echo "== Node clients (tests/clients/node/package.json)"
