@@ -61,3 +61,38 @@ test("chat tool calls", async () => {
   assert.equal(call.function.name, "get_weather");
   assert.deepEqual(JSON.parse(call.function.arguments), { city: "Tokyo" });
 });
+
+test("chat structured output (response_format json_schema)", async () => {
+  const completion = await stack.client.chat.completions.create({
+    model: MODEL,
+    messages: [{ role: "user", content: "Plan a trip" }],
+    response_format: {
+      type: "json_schema",
+      json_schema: {
+        name: "trip",
+        strict: true,
+        schema: {
+          type: "object",
+          properties: { city: { type: "string" }, days: { type: "integer" } },
+          required: ["city", "days"],
+          additionalProperties: false,
+        },
+      },
+    },
+  });
+  const trip = JSON.parse(completion.choices[0].message.content);
+  assert.equal(typeof trip.city, "string");
+  assert.equal(typeof trip.days, "number");
+});
+
+test("a broken chat stream throws instead of ending quietly", async () => {
+  const stream = await stack.client.chat.completions.create(
+    { model: MODEL, messages: [{ role: "user", content: "hi" }], stream: true },
+    { headers: { "x-mock-drop-after": "6", "x-mock-tokens": "30" } },
+  );
+  let text = "";
+  await assert.rejects(async () => {
+    for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? "";
+  }, /upstream/);
+  assert.ok(text.length > 0, "some text arrived before the break");
+});

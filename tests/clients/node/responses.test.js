@@ -45,3 +45,48 @@ test("a broken responses stream throws instead of ending quietly", async () => {
   }, /upstream/);
   assert.ok(!types.includes("response.completed"));
 });
+
+const weather = {
+  type: "function",
+  name: "get_weather",
+  description: "Current weather for a city",
+  parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
+};
+
+test("responses tool call round trip", async () => {
+  const first = await stack.client.responses.create({ model: MODEL, input: "Weather in Tokyo?", tools: [weather] });
+  const calls = first.output.filter((item) => item.type === "function_call");
+  assert.equal(calls.length, 1);
+  assert.equal(calls[0].name, "get_weather");
+  assert.ok("city" in JSON.parse(calls[0].arguments));
+  const second = await stack.client.responses.create({
+    model: MODEL,
+    previous_response_id: first.id,
+    input: [{ type: "function_call_output", call_id: calls[0].call_id, output: "sunny" }],
+    tools: [weather],
+  });
+  assert.equal(second.output_text, "Tool get_weather returned: sunny");
+});
+
+test("responses structured output (text.format json_schema)", async () => {
+  const response = await stack.client.responses.create({
+    model: MODEL,
+    input: "Plan a trip",
+    text: {
+      format: {
+        type: "json_schema",
+        name: "trip",
+        strict: true,
+        schema: {
+          type: "object",
+          properties: { city: { type: "string" }, days: { type: "integer" } },
+          required: ["city", "days"],
+          additionalProperties: false,
+        },
+      },
+    },
+  });
+  const trip = JSON.parse(response.output_text);
+  assert.deepEqual(Object.keys(trip).sort(), ["city", "days"]);
+  assert.equal(typeof trip.days, "number");
+});

@@ -95,3 +95,37 @@ def test_a_broken_stream_raises_instead_of_ending_quietly(client):
             seen.append(event.type)
     assert "response.completed" not in seen
     assert "upstream" in str(err.value.message)
+
+
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Current weather for a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+
+
+def test_tool_call_round_trip(client):
+    first = client.responses.create(model=MODEL, input="Weather in Tokyo?", tools=[WEATHER])
+    calls = [item for item in first.output if item.type == "function_call"]
+    assert len(calls) == 1 and calls[0].name == "get_weather"
+    assert calls[0].arguments and "city" in calls[0].arguments
+    second = client.responses.create(
+        model=MODEL,
+        previous_response_id=first.id,
+        input=[{"type": "function_call_output", "call_id": calls[0].call_id, "output": "sunny"}],
+        tools=[WEATHER],
+    )
+    assert second.output_text == "Tool get_weather returned: sunny"
+
+
+def test_structured_output_parse(client):
+    from pydantic import BaseModel
+
+    class Trip(BaseModel):
+        city: str
+        days: int
+
+    parsed = client.responses.parse(model=MODEL, input="Plan a trip", text_format=Trip).output_parsed
+    assert isinstance(parsed, Trip)
+    assert isinstance(parsed.days, int)
