@@ -10,6 +10,8 @@ counts instructions per request instead (repeatable on a noisy machine).
     bench/ab.py --gateway old=/path/to/old --gateway new=target/release/qwen-gateway
     bench/ab.py ... --rounds 5 --requests 400
     bench/ab.py ... --callgrind            # instructions per request, each path, each binary
+    bench/ab.py --gateway off=B --gateway on=B --extra 'on=[responses]\nconformance = true'
+
 
 Paths: `/v1/responses` non-streaming (16 tokens), streaming (16 tokens), `/v1/chat/completions`
 non-streaming and streaming; with `--tail-ms`, the mock ends each streamed body that long after
@@ -76,9 +78,9 @@ def start(procs: list, cmd: list[str], log: pathlib.Path, env=None) -> str:
     return wait_for(log, proc)
 
 
-def gateway_config(dir: pathlib.Path, mock: str) -> pathlib.Path:
-    cfg = dir / "gw.toml"
-    cfg.write_text(f"""
+def gateway_config(dir: pathlib.Path, mock: str, name: str = "gw", extra: str = "") -> pathlib.Path:
+    cfg = dir / f"{name}.toml"
+    cfg.write_text(extra + f"""
 [server]
 listen = "127.0.0.1:0"
 [upstream]
@@ -88,10 +90,13 @@ base_url = "{mock}"
 api_key_env = ["AB_UPSTREAM_KEY"]
 [store]
 url = "memory"
-[log]
-level = "warn"
 """)
     return cfg
+
+
+def extra_toml(args, name: str) -> str:
+    """`--extra NAME='[section]\\nkey = value'`: TOML put before the common config of NAME."""
+    return "".join(t.replace("\\n", "\n") + "\n" for n, t in args.extra if n == name)
 
 
 def latency(args, dir: pathlib.Path) -> None:
@@ -104,15 +109,17 @@ def latency(args, dir: pathlib.Path) -> None:
         c = http.client.HTTPConnection(*mock.removeprefix("http://").split(":"))
         c.request("POST", "/_mock/defaults", body=json.dumps(defaults))
         c.getresponse().read()
-        cfg = gateway_config(dir, mock)
         env = dict(os.environ, AB_UPSTREAM_KEY="sk-ab-upstream")
         targets = []
         for name, binary in args.gateway:
+            cfg = gateway_config(dir, mock, name, extra_toml(args, name))
             base = start(procs, [binary, "serve", "--config", str(cfg)], dir / f"{name}.log", env)
             targets.append(Target(name, base, ""))
         direct = Target("direct", mock, "")
         results = {}
         for label, (path, body) in PATHS.items():
+            if args.only and label not in args.only.split(","):
+                continue
             # Chat has no direct equivalent: it is compared with the direct streaming call of
             # the same answer (what the gateway itself makes upstream).
             ts = [direct] + targets
@@ -161,16 +168,18 @@ def callgrind(args, dir: pathlib.Path) -> None:
         c = http.client.HTTPConnection(*mock.removeprefix("http://").split(":"))
         c.request("POST", "/_mock/defaults", body=json.dumps({"x-mock-tokens": str(args.tokens)}))
         c.getresponse().read()
-        cfg = gateway_config(dir, mock)
         env = dict(os.environ, AB_UPSTREAM_KEY="sk-ab-upstream")
         n1, n2 = 50, 50 + args.requests
         print(f"\ninstructions per request under callgrind ((N2 - N1) / {n2 - n1})\n")
         print("| path | " + " | ".join(n for n, _ in args.gateway) + " |")
         print("|---|" + "---:|" * len(args.gateway))
         for label, (path, body) in PATHS.items():
+            if args.only and label not in args.only.split(","):
+                continue
             row = []
             for name, binary in args.gateway:
                 totals = []
+                cfg = gateway_config(dir, mock, name, extra_toml(args, name))
                 for n in (n1, n2):
                     out = dir / f"{name}-{label}-{n}.callgrind"
                     log = dir / f"{name}-{label}-{n}.log"
@@ -199,6 +208,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--gateway", action="append", required=True, type=lambda s: tuple(s.split("=", 1)),
                     help="NAME=BINARY (repeatable)")
+    ap.add_argument("--extra", action="append", default=[], type=lambda s: tuple(s.split("=", 1)),
+                    help="NAME=TOML: extra config for gateway NAME (\\n for newlines; repeatable)")
     ap.add_argument("--mock", default=str(ROOT / "target/release/mock-model-studio"))
     ap.add_argument("--only", help="comma-separated paths to run (default: all)")
     ap.add_argument("--rounds", type=int, default=3)
@@ -206,7 +217,12 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=16)
     ap.add_argument("--tail-ms", type=int, default=0)
     ap.add_argument("--callgrind", action="store_true")
+    ap.add_argument("--out", help="keep logs and callgrind files in this directory")
     args = ap.parse_args()
+    if args.out:
+        pathlib.Path(args.out).mkdir(parents=True, exist_ok=True)
+        (callgrind if args.callgrind else latency)(args, pathlib.Path(args.out))
+        return
     with tempfile.TemporaryDirectory(prefix="qg-ab-") as d:
         (callgrind if args.callgrind else latency)(args, pathlib.Path(d))
 

@@ -13,8 +13,10 @@ use crate::upstream::UpstreamBody;
 use crate::usage::Usage;
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
+use memchr::memmem::{Finder, FinderRev};
 use serde_json::{Value, json};
 use std::convert::Infallible;
+use std::sync::LazyLock;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -106,6 +108,8 @@ struct Observed {
     deltas: u64,
 }
 
+const SEQUENCE_KEY: &[u8] = b"\"sequence_number\":";
+
 /// `"….delta"` event types, counted in the raw bytes.
 const DELTA_TYPE: &[u8] = b".delta\"";
 
@@ -126,11 +130,23 @@ const LIFECYCLE: [&str; 5] = [
     "\"error\"",
 ];
 
-/// Whether any event in `bytes` may be a lifecycle event (a cheap byte search).
-fn worth_parsing_bytes(bytes: &[u8]) -> bool {
+/// Searchers built once: building a `memmem` searcher per chunk cost more than searching
+/// a small event with it.
+static LIFECYCLE_FINDERS: LazyLock<Vec<Finder<'static>>> = LazyLock::new(|| {
     LIFECYCLE
         .iter()
-        .any(|needle| memchr::memmem::find(bytes, needle.as_bytes()).is_some())
+        .map(|n| Finder::new(n.as_bytes()))
+        .collect()
+});
+static DELTA_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(DELTA_TYPE));
+static SEQUENCE_FINDER: LazyLock<FinderRev<'static>> =
+    LazyLock::new(|| FinderRev::new(SEQUENCE_KEY));
+
+/// Whether any event in `bytes` may be a lifecycle event (a cheap byte search).
+fn worth_parsing_bytes(bytes: &[u8]) -> bool {
+    LIFECYCLE_FINDERS
+        .iter()
+        .any(|finder| finder.find(bytes).is_some())
 }
 
 /// Only events that can carry an id, usage or an end are parsed as JSON; deltas are not.
@@ -243,7 +259,7 @@ impl Relay {
     }
 
     fn observe(&mut self, complete: &Bytes) {
-        self.observed.deltas += memchr::memmem::find_iter(complete, DELTA_TYPE).count() as u64;
+        self.observed.deltas += DELTA_FINDER.find_iter(complete).count() as u64;
         // Most events are deltas the relay only passes on: find the last sequence number in
         // the raw bytes and parse events only when a lifecycle event is among them (parsing
         // every delta was over half the relay's cost, bench/PROFILE.md). Skipping is safe:
@@ -405,8 +421,7 @@ impl Relay {
 /// The last `"sequence_number":N` in `data`, read without parsing (or decoding) events:
 /// bytes, so invalid UTF-8 elsewhere in them does not hide it.
 fn sequence_number(data: &[u8]) -> Option<u64> {
-    const KEY: &[u8] = b"\"sequence_number\":";
-    let at = memchr::memmem::rfind(data, KEY)? + KEY.len();
+    let at = SEQUENCE_FINDER.rfind(data)? + SEQUENCE_KEY.len();
     let digits = data[at..].trim_ascii_start();
     let end = digits
         .iter()

@@ -310,7 +310,8 @@ pub async fn create(
     };
     let owner = caller.key_id().map(str::to_owned);
     let recorder = conversations.recorder(upstream.region.clone(), owner, previous, input);
-    relay_response(&state, upstream, meta, Some(recorder)).await
+    // Boxed, as `Router::send`'s walk: a big future inlined is memcpy'd through every layer.
+    Box::pin(relay_response(&state, upstream, meta, Some(recorder))).await
 }
 
 /// 400 for an id outside [`ResponseId`]'s grammar. The id is not echoed: it is hostile
@@ -440,7 +441,7 @@ async fn by_id(
     if deleting && upstream.status.is_success() {
         state.conversations.forget(&id);
     }
-    relay_response(state, upstream, meta, None).await
+    Box::pin(relay_response(state, upstream, meta, None)).await
 }
 
 /// Status, relayable headers and body exactly as the upstream sent them; a created
