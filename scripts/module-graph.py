@@ -93,6 +93,17 @@ def references(module: str, text: str) -> set[str]:
 
 DIR_MODULES: set[str] = set()
 
+# The layers src/lib.rs describes: a module may use only modules of lower layers.
+LAYERS = {
+    "error": 0, "usage": 0, "calendar": 0, "sse": 0, "header_policy": 0,
+    "config": 1, "model_studio": 1,
+    "store": 2, "models": 2, "translate": 2, "upstream": 2,
+    "auth": 3, "conversation": 3, "telemetry": 3,
+    "request_context": 4, "ledger": 4,
+    "server": 5,
+    "cli": 6,
+}
+
 
 def is_dir_module(module: str) -> bool:
     return module in DIR_MODULES
@@ -176,12 +187,29 @@ def main() -> int:
         print(f"{v} -> {', '.join(sorted(graph[v])) or '-'}")
     circles = sccs(graph)
     print()
+    top = {}
+    for v, ws in graph.items():
+        for w in ws:
+            top.setdefault(v.split("::")[0], set()).add(w.split("::")[0])
+    upward = []
+    for v, ws in sorted(top.items()):
+        for w in sorted(ws):
+            if v == w:
+                continue
+            if v not in LAYERS or w not in LAYERS:
+                upward.append(f"{v} -> {w}: a module missing from LAYERS (and lib.rs)")
+            elif LAYERS[w] >= LAYERS[v]:
+                upward.append(f"{v} (layer {LAYERS[v]}) -> {w} (layer {LAYERS[w]})")
+    for u in upward:
+        print("not downward:", u)
+    if not upward:
+        print("every import goes to a lower layer")
     if circles:
         for c in circles:
             print("circle:", " <-> ".join(c))
     else:
         print("no circles")
-    return 1 if (circles and args.check) else 0
+    return 1 if ((circles or upward) and args.check) else 0
 
 
 if __name__ == "__main__":

@@ -384,6 +384,7 @@ fn run_serve(path: Option<PathBuf>, log_format: Option<LogFormatArg>) -> ExitCod
             .map_err(|e| e.to_string())?
             .map(|(secret, _)| secret);
         warn_about_auth(&settings, &store, admin_token.as_ref()).await;
+        crate::telemetry::install();
         let state = AppState::new(settings, resolution.usable, store)
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?
             .with_admin_token(admin_token);

@@ -1,9 +1,10 @@
 //! The one place where failures become what an OpenAI client sees.
 //!
 //! Every boundary has its own error enum (`config::ConfigError`, `upstream::UpstreamError`,
-//! `translate::TranslateError`); each converts into [`ApiError`], and only [`ApiError`] knows
-//! how to render the OpenAI error shape
-//! `{"error":{"message","type","param","code"}}` with an HTTP status.
+//! `translate::TranslateError`, `auth::AuthError`); each converts itself into [`ApiError`]
+//! next to its own definition, and only [`ApiError`] knows how to render the OpenAI error
+//! shape `{"error":{"message","type","param","code"}}` with an HTTP status. This module
+//! depends on nothing else in the crate.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -166,101 +167,6 @@ impl IntoResponse for ApiError {
 /// Left on error responses so the access log can name the error code.
 #[derive(Clone, Debug)]
 pub struct ErrorMarker(pub Option<String>);
-
-impl From<crate::upstream::UpstreamError> for ApiError {
-    fn from(err: crate::upstream::UpstreamError) -> Self {
-        use crate::upstream::UpstreamError as U;
-        let message = err.to_string();
-        match err {
-            U::Timeout { .. } => {
-                ApiError::server(StatusCode::GATEWAY_TIMEOUT, message).with_code("upstream_timeout")
-            }
-            U::NoRegion { .. } => ApiError::server(StatusCode::SERVICE_UNAVAILABLE, message)
-                .with_code("no_upstream_available"),
-            U::RateLimited { retry_after } => {
-                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", message)
-                    .with_code("rate_limit_exceeded")
-                    .with_retry_after(Some(Duration::from_secs(
-                        retry_after.as_secs_f64().ceil().max(1.0) as u64,
-                    )))
-            }
-            U::HomeRegionUnavailable { .. } => {
-                ApiError::server(StatusCode::SERVICE_UNAVAILABLE, message)
-                    .with_code("home_region_unavailable")
-            }
-            U::AuthRejected { .. } => {
-                ApiError::server(StatusCode::BAD_GATEWAY, message).with_code("upstream_auth_failed")
-            }
-            U::RegionNotAllowed { .. } => {
-                ApiError::new(StatusCode::FORBIDDEN, "permission_error", message)
-                    .with_code("region_not_allowed")
-            }
-            U::Unreachable { .. } => {
-                ApiError::server(StatusCode::BAD_GATEWAY, message).with_code("upstream_unreachable")
-            }
-            U::Body { .. } | U::TooLarge { .. } | U::Redirected { .. } => {
-                ApiError::server(StatusCode::BAD_GATEWAY, message).with_code("upstream_error")
-            }
-        }
-    }
-}
-
-impl From<crate::auth::AuthError> for ApiError {
-    fn from(err: crate::auth::AuthError) -> Self {
-        use crate::auth::AuthError as A;
-        use crate::store::StoreError;
-        let message = err.to_string();
-        match err {
-            A::MissingKey | A::UnknownKey | A::RevokedKey { .. } | A::ExpiredKey { .. } => {
-                ApiError::new(StatusCode::UNAUTHORIZED, kind::INVALID_REQUEST, message)
-                    .with_code("invalid_api_key")
-            }
-            A::AdminUnauthorized => {
-                ApiError::new(StatusCode::UNAUTHORIZED, kind::INVALID_REQUEST, message)
-                    .with_code("invalid_admin_token")
-            }
-            A::AdminThrottled { retry_after } => {
-                ApiError::new(StatusCode::TOO_MANY_REQUESTS, kind::RATE_LIMIT, message)
-                    .with_code("admin_auth_throttled")
-                    .with_retry_after(Some(retry_after))
-            }
-            A::AdminDisabled { .. } => ApiError::not_found(message),
-            A::ModelNotAllowed { .. } => {
-                ApiError::new(StatusCode::FORBIDDEN, kind::PERMISSION, message)
-                    .with_param("model")
-                    .with_code("model_not_allowed")
-            }
-            A::RateLimited {
-                kind: limit,
-                retry_after,
-                ..
-            } => ApiError::new(StatusCode::TOO_MANY_REQUESTS, limit.error_type(), message)
-                .with_code("rate_limit_exceeded")
-                .with_retry_after(Some(Duration::from_secs(
-                    retry_after.as_secs_f64().ceil().max(1.0) as u64,
-                ))),
-            A::ModelRequired { .. } => ApiError::invalid_request(message)
-                .with_param("model")
-                .with_code("missing_required_parameter"),
-            A::InvalidRequest(_) => ApiError::invalid_request(message),
-            A::InvalidParam { param, .. } => ApiError::invalid_request(message)
-                .with_param(param)
-                .with_code("invalid_value"),
-            A::KeyNotFound(_) => ApiError::new(StatusCode::NOT_FOUND, kind::NOT_FOUND, message)
-                .with_code("key_not_found"),
-            A::Store(StoreError::Conflict { .. }) => {
-                ApiError::new(StatusCode::CONFLICT, kind::INVALID_REQUEST, message)
-                    .with_code("key_exists")
-            }
-            A::Store(_) => ApiError::server(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The gateway's key store is unavailable; retry shortly.",
-            )
-            .with_code("store_unavailable"),
-            A::Random(_) => ApiError::server(StatusCode::INTERNAL_SERVER_ERROR, message),
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {

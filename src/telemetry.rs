@@ -118,6 +118,12 @@ fn describe() {
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
+/// Installs the global metrics recorder: a program serving the gateway calls this once, before
+/// building the [`crate::server::AppState`] (metrics recorded before it are lost). Idempotent.
+pub fn install() {
+    let _ = handle();
+}
+
 /// Installs the recorder on first use. `None` if another recorder was installed first
 /// (an embedding program's): then `/metrics` says so instead of panicking.
 pub fn handle() -> Option<&'static PrometheusHandle> {

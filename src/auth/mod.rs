@@ -20,22 +20,16 @@ pub mod limits;
 pub mod throttle;
 
 use crate::config::{AuthConfig, AuthMode, Secret};
-use crate::error::ApiError;
-use crate::server::access_log::RequestMeta;
+use crate::error::{self, ApiError};
 use crate::store::{KeyRecord, Store, StoreError};
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use cache::KeyCache;
-use http::HeaderMap;
-use http::request::Parts;
-use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use http::{HeaderMap, StatusCode};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Why a request (or an admin operation) is refused. Converted into the client's OpenAI
-/// error in one place, `impl From<AuthError> for ApiError` in [`crate::error`].
+/// error in one place, `impl From<AuthError> for ApiError` below.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error(
@@ -102,6 +96,72 @@ pub enum AuthError {
     Store(#[from] StoreError),
 }
 
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        use AuthError as A;
+        let message = err.to_string();
+        match err {
+            A::MissingKey | A::UnknownKey | A::RevokedKey { .. } | A::ExpiredKey { .. } => {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    error::kind::INVALID_REQUEST,
+                    message,
+                )
+                .with_code("invalid_api_key")
+            }
+            A::AdminUnauthorized => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                error::kind::INVALID_REQUEST,
+                message,
+            )
+            .with_code("invalid_admin_token"),
+            A::AdminThrottled { retry_after } => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                error::kind::RATE_LIMIT,
+                message,
+            )
+            .with_code("admin_auth_throttled")
+            .with_retry_after(Some(retry_after)),
+            A::AdminDisabled { .. } => ApiError::not_found(message),
+            A::ModelNotAllowed { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, error::kind::PERMISSION, message)
+                    .with_param("model")
+                    .with_code("model_not_allowed")
+            }
+            A::RateLimited {
+                kind: limit,
+                retry_after,
+                ..
+            } => ApiError::new(StatusCode::TOO_MANY_REQUESTS, limit.error_type(), message)
+                .with_code("rate_limit_exceeded")
+                .with_retry_after(Some(Duration::from_secs(
+                    retry_after.as_secs_f64().ceil().max(1.0) as u64,
+                ))),
+            A::ModelRequired { .. } => ApiError::invalid_request(message)
+                .with_param("model")
+                .with_code("missing_required_parameter"),
+            A::InvalidRequest(_) => ApiError::invalid_request(message),
+            A::InvalidParam { param, .. } => ApiError::invalid_request(message)
+                .with_param(param)
+                .with_code("invalid_value"),
+            A::KeyNotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, error::kind::NOT_FOUND, message)
+                    .with_code("key_not_found")
+            }
+            A::Store(StoreError::Conflict { .. }) => {
+                ApiError::new(StatusCode::CONFLICT, error::kind::INVALID_REQUEST, message)
+                    .with_code("key_exists")
+            }
+            A::Store(_) => ApiError::server(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The gateway's key store is unavailable; retry shortly.",
+            )
+            .with_code("store_unavailable"),
+            A::Random(_) => ApiError::server(StatusCode::INTERNAL_SERVER_ERROR, message),
+        }
+    }
+}
+
 /// What handlers know about the key a request came with (never the key or its hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientKey {
@@ -154,44 +214,6 @@ impl ClientKey {
     /// Whether token usage must be counted for this key's limits.
     pub fn counts_tokens(&self) -> bool {
         self.tpm.is_some() || self.daily_tokens.is_some()
-    }
-}
-
-/// Extractor: the authenticated key, if any (`None` with `auth.mode = "none"`).
-#[derive(Debug, Clone, Default)]
-pub struct Caller(pub Option<Arc<ClientKey>>);
-
-impl Caller {
-    /// Regions this caller may use, for `UpstreamRequest::allowed_regions`.
-    pub fn allowed_regions(&self) -> Option<Vec<String>> {
-        self.0.as_ref().and_then(|k| k.allowed_regions())
-    }
-
-    /// See [`ClientKey::check_model`]; always `Ok` without a key. A request without a
-    /// model (absent, `null`, or only a `prompt` template) is refused for a key limited to
-    /// some models: the upstream would pick one, unchecked.
-    pub fn check_model(&self, requested: Option<(&str, &str)>) -> Result<(), AuthError> {
-        match (&self.0, requested) {
-            (None, _) => Ok(()),
-            (Some(key), Some((requested, resolved))) => key.check_model(requested, resolved),
-            (Some(key), None) if key.models.is_empty() => Ok(()),
-            (Some(key), None) => Err(AuthError::ModelRequired {
-                allowed: key.models.join(", "),
-            }),
-        }
-    }
-
-    /// The id of the team key, which owns the responses it creates.
-    pub fn key_id(&self) -> Option<&str> {
-        self.0.as_ref().map(|k| k.id.as_str())
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
-    type Rejection = Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Caller(parts.extensions.get::<Arc<ClientKey>>().cloned()))
     }
 }
 
@@ -339,100 +361,6 @@ impl Auth {
     }
 }
 
-fn is_api_path(path: &str) -> bool {
-    path == "/v1" || path.starts_with("/v1/")
-}
-
-fn is_admin_path(path: &str) -> bool {
-    path == "/admin" || path.starts_with("/admin/")
-}
-
-/// Requests served by the gateway itself (the model list) are not counted against limits.
-fn is_limited_path(path: &str) -> bool {
-    !(path == "/v1/models" || path.starts_with("/v1/models/"))
-}
-
-fn refuse(reason: &'static str, err: AuthError) -> Response {
-    metrics::counter!("qwen_gateway_auth_refusals_total", "reason" => reason).increment(1);
-    ApiError::from(err).into_response()
-}
-
-/// Middleware for `/v1/*` with `auth.mode = "keys"`: a valid key or 401, limits or 429,
-/// then the handler with the [`ClientKey`] in the extensions; `x-ratelimit-*` headers on the
-/// way back for limited keys. Other paths and `auth.mode = "none"` pass untouched.
-pub async fn require_key(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    if auth.mode != AuthMode::Keys || !is_api_path(path) {
-        return next.run(req).await;
-    }
-    let limited = is_limited_path(path);
-    let key = match auth.authenticate(req.headers()).await {
-        Ok(key) => key,
-        Err(err) => {
-            let reason = match &err {
-                AuthError::MissingKey => "missing",
-                AuthError::UnknownKey => "unknown",
-                AuthError::RevokedKey { .. } => "revoked",
-                AuthError::ExpiredKey { .. } => "expired",
-                _ => "store",
-            };
-            if reason == "store" {
-                tracing::warn!(error = %err, "cannot verify an API key");
-            }
-            return refuse(reason, err);
-        }
-    };
-    if let Some(meta) = req.extensions().get::<RequestMeta>() {
-        meta.update(|i| i.client = Some(key.clone()));
-    }
-    let snapshot = if limited {
-        match limits::admit(&auth.store, &key).await {
-            Ok(snapshot) => snapshot,
-            Err(refusal) => {
-                let q = refusal.quota;
-                let mut response = refuse(
-                    q.kind.label(),
-                    AuthError::RateLimited {
-                        kind: q.kind,
-                        limit: q.limit,
-                        used: q.used,
-                        retry_after: q.reset,
-                    },
-                );
-                refusal.snapshot.apply(response.headers_mut());
-                return response;
-            }
-        }
-    } else {
-        limits::RateSnapshot::default()
-    };
-    req.extensions_mut().insert(key);
-    let mut response = next.run(req).await;
-    snapshot.apply(response.headers_mut());
-    response
-}
-
-/// Middleware for `/admin/*`: 404 when no admin token is configured, 401 without the right
-/// one, 429 from an address with too many failed attempts ([`Auth::admit_admin`]). The
-/// address is the connection's ([`crate::server::serve`] leaves it in the extensions).
-/// Other paths pass untouched.
-pub async fn require_admin(State(auth): State<Arc<Auth>>, req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    if !is_admin_path(path) {
-        return next.run(req).await;
-    }
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip());
-    match auth.admit_admin(path, req.headers(), peer, Instant::now()) {
-        Ok(()) => next.run(req).await,
-        Err(err @ AuthError::AdminDisabled { .. }) => ApiError::from(err).into_response(),
-        Err(err @ AuthError::AdminThrottled { .. }) => refuse("admin_throttled", err),
-        Err(err) => refuse("admin", err),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,13 +386,6 @@ mod tests {
         let err = k.check_model("qwen2-72b", "qwen2-72b").unwrap_err();
         assert!(err.to_string().contains("'qwen2-72b'"), "{err}");
         assert!(key(&["gpt-4o"]).check_model("gpt-4o", "qwen3-max").is_ok());
-    }
-
-    #[test]
-    fn paths() {
-        assert!(is_api_path("/v1/responses") && !is_api_path("/v10") && !is_api_path("/healthz"));
-        assert!(is_admin_path("/admin/keys") && !is_admin_path("/administrator"));
-        assert!(!is_limited_path("/v1/models/gpt-4o") && is_limited_path("/v1/responses"));
     }
 
     #[tokio::test]

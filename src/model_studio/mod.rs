@@ -2,3 +2,6 @@
 //! answers, apart from any HTTP or translation concern.
 
 pub mod conformance;
+pub mod errors;
+#[cfg(test)]
+mod errors_tests;

@@ -6,10 +6,10 @@
 //! requests whose choices are merged.
 
 use super::AppState;
-use super::access_log::RequestMeta;
+use super::auth::Caller;
 use super::{body, headers};
-use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::request_context::RequestMeta;
 use crate::sse::{SseParser, event_json};
 use crate::translate::{
     ChatContext, ChatLimits, ChatPlan, ChunkOut, ChunkTranslator, CompletionBuilder, SizeLimits,

@@ -2,6 +2,7 @@
 
 pub mod access_log;
 mod admin;
+mod auth;
 mod body;
 mod chat;
 pub mod headers;
@@ -10,7 +11,7 @@ pub mod relay;
 mod responses;
 mod send_timeout;
 
-use crate::auth::{self, Auth};
+use crate::auth::Auth;
 use crate::config::{AuthMode, ResolvedRegion, Secret, Settings};
 use crate::conversation::Conversations;
 use crate::ledger::Ledger;
@@ -50,7 +51,6 @@ impl AppState {
         regions: Vec<ResolvedRegion>,
         store: Store,
     ) -> Result<Self, reqwest::Error> {
-        crate::telemetry::handle();
         let upstream = upstream::Router::new(&settings, regions)?;
         let s = &settings.store;
         let auth = Auth::new(&settings.auth, store.clone());

@@ -5,9 +5,9 @@
 //! off, the gateway can still close the stream with a well-formed `error` event. Events
 //! that carry a response id or usage are parsed on the way through (without altering them).
 
-use super::access_log::RequestMeta;
 use crate::conversation::TurnRecorder;
 use crate::model_studio::conformance;
+use crate::request_context::RequestMeta;
 use crate::sse::{SseParser, event_json};
 use crate::upstream::UpstreamBody;
 use crate::usage::Usage;

@@ -4,12 +4,12 @@
 //! comes back unchanged (status, content type, bytes), streams event by event.
 
 use super::AppState;
-use super::access_log::RequestMeta;
+use super::auth::Caller;
 use super::{body, headers, relay};
-use crate::auth::Caller;
 use crate::conversation::{self, TurnRecorder};
 use crate::error::ApiError;
 use crate::model_studio::conformance;
+use crate::request_context::RequestMeta;
 use crate::store::Affinity;
 use crate::translate::normalize_upstream_error;
 use crate::upstream::endpoint::MAX_RESPONSE_ID_LEN;

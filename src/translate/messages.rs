@@ -1,4 +1,4 @@
-//! Chat `messages` → Responses `input` items (translation.md A2).
+//! Chat `messages` → Responses `input` items (docs/chat-completions.md, "Messages").
 //!
 //! Order is kept, with one exception Model Studio forces on us: every
 //! `function_call_output` must sit right after its own `function_call`, so tool results

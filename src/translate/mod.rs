@@ -1,8 +1,9 @@
 //! Chat Completions ⇄ Responses API translation: pure functions, no I/O.
 //!
 //! Everything here works on `serde_json::Value` and returns values or errors; the HTTP
-//! handler does the sending, cancelling and framing. The rules live in
-//! `shared/translation.md` (sections A, A2, B, C, D).
+//! handler does the sending, cancelling and framing. The rules, field by field, are in
+//! `docs/chat-completions.md`; Model Studio's error payloads are classified in
+//! `crate::model_studio::errors`, shared with the pass-through.
 
 mod collect;
 mod fields;
@@ -14,18 +15,19 @@ mod size;
 pub mod stop;
 pub mod stream;
 mod tools;
-pub mod upstream_error;
 mod usage;
 
 #[cfg(test)]
 mod tests;
 
+pub use crate::model_studio::errors::{error_from_payload, normalize_upstream_error};
 pub use request::{ChatLimits, ChatPlan, chat_to_responses};
-pub use response::{ChatContext, CompletionBuilder, response_to_chat};
+#[cfg(test)]
+pub use response::response_to_chat;
+pub use response::{ChatContext, CompletionBuilder};
 pub use size::{SizeLimits, check_chat_size};
 pub use stop::{StopMatcher, StopStep};
 pub use stream::{ChunkOut, ChunkTranslator, StreamContext, chat_usage, usage_chunk};
-pub use upstream_error::{error_from_payload, normalize_upstream_error};
 
 use crate::error::ApiError;
 

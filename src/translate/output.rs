@@ -1,4 +1,4 @@
-//! Responses `output` items → the parts of a chat message (translation.md B), shared by
+//! Responses `output` items → the parts of a chat message (docs/chat-completions.md, "The answer"), shared by
 //! the one-shot translation and the completion builder.
 
 use super::stop::earliest_match;
@@ -160,7 +160,7 @@ impl Assembled {
     }
 }
 
-/// `finish_reason` for a response that ended normally (translation.md B).
+/// `finish_reason` for a response that ended normally (docs/chat-completions.md, "The answer").
 pub(crate) fn finish_reason(response: &Value, has_calls: bool, legacy: bool) -> &'static str {
     if response["status"] == "incomplete" || response["incomplete_details"]["reason"].is_string() {
         return if response["incomplete_details"]["reason"] == "content_filter" {

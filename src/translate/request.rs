@@ -1,4 +1,4 @@
-//! A chat completion request → the Responses API request sent upstream (translation.md A).
+//! A chat completion request → the Responses API request sent upstream (docs/chat-completions.md, "Request fields").
 //!
 //! Model Studio ignores parameters it does not know without a word, so anything the
 //! gateway cannot honour and that would change the answer is refused here with a 400

@@ -1,4 +1,4 @@
-//! Responses results → `chat.completion` for non-streaming clients (translation.md B).
+//! Responses results → `chat.completion` for non-streaming clients (docs/chat-completions.md, "The answer").
 //!
 //! The gateway always streams upstream, so the usual path is [`CompletionBuilder`] fed
 //! with events; [`response_to_chat`] translates a whole response object.
@@ -8,9 +8,9 @@ use super::output::{
     Meta, assemble, calls_or_stop, chat_message, completion, created_secs, finish_reason,
 };
 use super::stop::StopMatcher;
-use super::upstream_error::error_from_payload;
 use super::usage::chat_usage;
 use crate::error::ApiError;
+use crate::model_studio::errors::error_from_payload;
 use http::StatusCode;
 use serde_json::Value;
 use std::collections::HashSet;
@@ -23,7 +23,11 @@ pub struct ChatContext {
     pub legacy_functions: bool,
 }
 
-/// Responses object (completed/incomplete) → chat.completion. failed / error → Err per D.
+/// Responses object (completed/incomplete) → chat.completion; failed / error → Err. The
+/// pieces [`CompletionBuilder::finish`] composes (assembly, finish reason, meta, usage),
+/// without the stream-only cases (stop strings, missing terminal event): the mapping rules
+/// are tested through it. Test-only: the gateway always builds from events.
+#[cfg(test)]
 pub fn response_to_chat(resp: &Value, ctx: &ChatContext) -> Result<Value, ApiError> {
     if let Some(err) = error_from_payload(resp) {
         return Err(err);

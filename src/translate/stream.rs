@@ -1,4 +1,4 @@
-//! Responses stream events → `chat.completion.chunk`s (translation.md C).
+//! Responses stream events → `chat.completion.chunk`s (docs/chat-completions.md, "The answer").
 //!
 //! A state machine fed one upstream event at a time. It sends exactly one finish chunk
 //! (at the terminal event or at a stop-string match), never empty filler chunks, and an
@@ -8,8 +8,8 @@ use super::collect::event_item_key;
 use super::output::{calls_or_stop, created_secs, finish_reason};
 use super::response::truncated;
 use super::stop::StopMatcher;
-use super::upstream_error::error_from_payload;
 use crate::error::ApiError;
+use crate::model_studio::errors::error_from_payload;
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
 

@@ -1,6 +1,6 @@
 //! `tools`, `tool_choice`, legacy `functions`/`function_call`, `web_search_options` and
 //! Qwen's `enable_search`
-//! → Responses `tools` / `tool_choice` (translation.md A).
+//! → Responses `tools` / `tool_choice` (docs/chat-completions.md, "Request fields").
 
 use super::TranslateError;
 use super::fields::{Obj, invalid_type, missing, nested_str, opt_array, present, required_str};

@@ -1,4 +1,4 @@
-//! Responses `usage` → chat `usage` (translation.md B), and the streamed usage chunk.
+//! Responses `usage` → chat `usage` (docs/chat-completions.md, "The answer"), and the streamed usage chunk.
 
 use serde_json::{Map, Value, json};
 

@@ -5,8 +5,8 @@
 
 use super::{Limits, UpstreamBody, UpstreamError, UpstreamResponse, retry_after};
 use crate::error::ApiError;
+use crate::model_studio::errors::error_from_payload;
 use crate::sse::{SseParser, event_json};
-use crate::translate::error_from_payload;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode, header};
 use serde_json::Value;

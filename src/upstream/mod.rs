@@ -16,6 +16,7 @@ mod body;
 mod breaker;
 mod client;
 pub mod endpoint;
+mod error;
 mod inspect;
 mod region;
 pub mod scrub;
@@ -24,6 +25,7 @@ pub use body::UpstreamBody;
 pub use breaker::{BreakerSnapshot, BreakerState};
 pub use client::build_http_client;
 pub use endpoint::{Endpoint, ResponseId, Target};
+pub use error::UpstreamError;
 pub use region::{Region, RegionKeyState};
 pub use scrub::Scrubber;
 
@@ -34,50 +36,6 @@ use inspect::Verdict;
 use region::KeyHold;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Why the gateway could not get an answer.
-#[derive(Debug, thiserror::Error)]
-pub enum UpstreamError {
-    #[error("upstream region '{region}' is unreachable: {detail}")]
-    Unreachable { region: String, detail: String },
-    #[error("upstream region '{region}' did not answer within {after:?}")]
-    Timeout { region: String, after: Duration },
-    #[error("upstream region '{region}' broke off the response: {detail}")]
-    Body { region: String, detail: String },
-    #[error(
-        "upstream region '{region}' answered with a redirect (HTTP {status}); the gateway does not follow or relay redirects"
-    )]
-    Redirected { region: String, status: u16 },
-    #[error("upstream region '{region}' sent a response larger than {limit} bytes")]
-    TooLarge { region: String, limit: usize },
-    #[error(
-        "the gateway's upstream credentials were rejected by region '{region}'; an operator must check the configured keys"
-    )]
-    AuthRejected { region: String },
-    #[error(
-        "this conversation lives in region '{region}', which is unavailable ({reason}); retry later"
-    )]
-    HomeRegionUnavailable { region: String, reason: String },
-    #[error("every upstream key is rate-limited; retry after {}s", retry_after.as_secs().max(1))]
-    RateLimited { retry_after: Duration },
-    #[error("no upstream region is available{detail}")]
-    NoRegion { detail: String },
-    #[error("this API key may not use any available region (allowed: {allowed})")]
-    RegionNotAllowed { allowed: String },
-}
-
-impl UpstreamError {
-    /// Whether another region might answer where this one failed.
-    pub fn is_region_failure(&self) -> bool {
-        matches!(
-            self,
-            UpstreamError::Unreachable { .. }
-                | UpstreamError::Timeout { .. }
-                | UpstreamError::Body { .. }
-                | UpstreamError::HomeRegionUnavailable { .. }
-        )
-    }
-}
 
 /// What a handler wants sent upstream.
 #[derive(Debug, Clone)]

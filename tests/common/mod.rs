@@ -107,6 +107,7 @@ pub async fn start_gateway_full(
     let store = qwen_gateway::store::Store::open(&settings.store.url)
         .await
         .expect("store");
+    qwen_gateway::telemetry::install();
     let state = AppState::new(settings, regions, store.clone())
         .expect("state")
         .with_admin_token(admin_token.map(qwen_gateway::config::Secret::new));

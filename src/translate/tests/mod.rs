@@ -1,4 +1,5 @@
-//! Tests for every mapping row of translation.md A, A2, B, C, D and the pitfalls list.
+//! Tests for every mapping row of docs/chat-completions.md (request fields, messages, the
+//! answer, streams, errors) and the pitfalls peers shipped.
 
 mod builder;
 mod fixtures;
@@ -7,4 +8,3 @@ mod request;
 mod response;
 mod stop;
 mod stream;
-mod upstream_error;

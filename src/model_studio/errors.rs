@@ -1,4 +1,5 @@
-//! Upstream failures → the error a chat client gets (translation.md D).
+//! Model Studio's error payloads → the error a client gets, for the pass-through and the chat
+//! translation alike (docs/chat-completions.md, "Errors").
 //!
 //! Model Studio reports errors in two shapes (`{"request_id","code","message"}` and
 //! `{"error":{...},"request_id"}`), sometimes inside a 200 (a `failed` response, an

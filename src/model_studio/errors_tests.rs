@@ -1,6 +1,6 @@
-//! Section D: upstream errors → client errors.
+//! Model Studio errors → client errors, in every shape they arrive in.
 
-use crate::translate::{error_from_payload, normalize_upstream_error};
+use super::errors::{error_from_payload, normalize_upstream_error};
 use serde_json::json;
 use std::time::Duration;
 
