@@ -369,6 +369,10 @@ build_redis_with_base() { need_base; build_redis "$@"; }
 ensure_image "$BUILDER_IMAGE" "$BUILDER_HASH" build_builder_with_base
 ensure_image "$RUNTIME_IMAGE" "$RUNTIME_HASH" build_runtime_with_base
 ensure_image "$REDIS_IMAGE" "$REDIS_HASH" build_redis_with_base
+# Debian bases of older recipes (their stand-ins were replaced above).
+for img in $(docker image ls --format '{{.Repository}}:{{.Tag}}' qwen-e2e/debian); do
+  [ "$img" = "$BASE_IMAGE" ] || docker image rm "$img" >/dev/null 2>&1 || true
+done
 figure "base images ready in $((SECONDS - T_BASE)) s"
 
 # --- the project's image ------------------------------------------------------------------
@@ -383,7 +387,8 @@ BUILD_S=$((SECONDS - t0))
 pass "the Dockerfile builds ($BUILD_S s)"
 figure "image build: $BUILD_S s"
 IMAGE_BYTES="$(docker image inspect -f '{{.Size}}' "$GATEWAY_IMAGE")"
-figure "image size: $((IMAGE_BYTES / 1000 / 1000)) MB ($IMAGE_BYTES bytes)"
+RUNTIME_BYTES="$(docker image inspect -f '{{.Size}}' "$RUNTIME_IMAGE")"
+figure "image size: $((IMAGE_BYTES / 1000 / 1000)) MB ($IMAGE_BYTES bytes; runtime base $RUNTIME_IMAGE: $((RUNTIME_BYTES / 1000 / 1000)) MB)"
 check "image runs as 65532:65532" test "$(docker image inspect -f '{{.Config.User}}' "$GATEWAY_IMAGE")" = 65532:65532
 check "image has a HEALTHCHECK" test -n "$(docker image inspect -f '{{if .Config.Healthcheck}}{{.Config.Healthcheck.Test}}{{end}}' "$GATEWAY_IMAGE")"
 
