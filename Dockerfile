@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # qwen-gateway container image: built with the official Rust image, run on distroless "cc"
 # (glibc, libgcc, CA certificates; no shell, no package manager) as a non-root user.
 #
@@ -9,7 +7,7 @@
 # Keys come only from the environment or mounted secret files (DASHSCOPE_API_KEY_FILE=...),
 # never from the image. See docs/deploy.md.
 
-ARG RUST_VERSION=1
+ARG RUST_VERSION=1.96
 
 FROM rust:${RUST_VERSION}-slim-bookworm AS build
 WORKDIR /src

