@@ -7,6 +7,7 @@
 
 mod collect;
 mod fields;
+pub mod merge;
 mod messages;
 mod output;
 pub mod request;

@@ -24,6 +24,12 @@ use super::{
     Affinity, History, KeyRecord, Page, StoreError, Turn, UsageCursor, UsageDelta, UsageRow,
 };
 
+mod codec;
+mod scripts;
+
+use codec::*;
+use scripts::*;
+
 /// The key prefix `Store::open` uses; tests pick their own to share a server safely.
 pub const DEFAULT_PREFIX: &str = "qgw:";
 
@@ -33,59 +39,6 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 const RECONNECT_RETRIES: usize = 3;
 /// Redis rejects expiries that overflow its clock; a century is "forever" here.
 const MAX_TTL_MS: u128 = 100 * 365 * 24 * 3600 * 1000;
-
-/// Atomically creates a key record and its indexes, or names the field already taken.
-/// KEYS: record, name index, hash index, id set, listing order. ARGV: id, created_at,
-/// name, then field/value pairs.
-static CREATE_KEY: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-        if redis.call('EXISTS', KEYS[1]) == 1 then return 'id' end
-        if redis.call('EXISTS', KEYS[2]) == 1 then return 'name' end
-        if redis.call('EXISTS', KEYS[3]) == 1 then return 'hash' end
-        redis.call('HSET', KEYS[1], unpack(ARGV, 4))
-        redis.call('SET', KEYS[2], ARGV[1])
-        redis.call('SET', KEYS[3], ARGV[1])
-        redis.call('SADD', KEYS[4], ARGV[1])
-        redis.call('ZADD', KEYS[5], ARGV[2], ARGV[3])
-        return 'ok'
-        ",
-    )
-});
-
-/// The names of up to ARGV[2] keys in listing order, after the key named ARGV[1] (when
-/// ARGV[3] is '1') or from the first: rank and range in one step, so a key created in
-/// between cannot shift the page. `false` when the cursor's name is not in the index.
-/// KEYS: listing order.
-static KEYS_PAGE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-        local start = 0
-        if ARGV[3] == '1' then
-            local rank = redis.call('ZRANK', KEYS[1], ARGV[1])
-            if not rank then return false end
-            start = rank + 1
-        end
-        return redis.call('ZRANGE', KEYS[1], start, start + tonumber(ARGV[2]) - 1)
-        ",
-    )
-});
-
-/// Keys added to the listing order per `ZADD` when it is rebuilt.
-const BACKFILL_BATCH: usize = 1000;
-
-/// Adds to a counter, giving it its expiry only when it is created (fixed windows).
-/// KEYS: counter. ARGV: increment, ttl in ms.
-static INCR_COUNTER: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-        if redis.call('EXISTS', KEYS[1]) == 0 then
-            redis.call('SET', KEYS[1], 0, 'PX', ARGV[2])
-        end
-        return redis.call('INCRBY', KEYS[1], ARGV[1])
-        ",
-    )
-});
 
 /// A reconnecting multiplexed connection and the key prefix. Clones share the connection.
 #[derive(Clone)]
@@ -634,41 +587,4 @@ impl RedisStore {
     pub(crate) async fn purge_expired(&self) -> Result<u64, StoreError> {
         Ok(0)
     }
-}
-
-/// The usage row's identity as a JSON array: unambiguous whatever the names contain.
-fn usage_member(day: &str, key_id: &str, model: &str, region: &str) -> Result<String, StoreError> {
-    serde_json::to_string(&[day, key_id, model, region]).map_err(codec("record_usage"))
-}
-
-/// Hash fields of a key record, each value JSON; `None`s are left out so `HSETNX` can
-/// set `revoked_at` exactly once.
-fn encode_key(key: &KeyRecord) -> Result<Vec<(String, String)>, StoreError> {
-    let op = "create_key";
-    let value = serde_json::to_value(key).map_err(codec(op))?;
-    let serde_json::Value::Object(map) = value else {
-        return Ok(Vec::new());
-    };
-    Ok(map
-        .into_iter()
-        .filter(|(_, v)| !v.is_null())
-        .map(|(k, v)| (k, v.to_string()))
-        .collect())
-}
-
-/// The inverse of [`encode_key`]; an empty hash means no such key.
-fn decode_key(
-    op: &'static str,
-    fields: HashMap<String, String>,
-) -> Result<Option<KeyRecord>, StoreError> {
-    if fields.is_empty() {
-        return Ok(None);
-    }
-    let mut map = serde_json::Map::new();
-    for (field, value) in fields {
-        map.insert(field, serde_json::from_str(&value).map_err(codec(op))?);
-    }
-    serde_json::from_value(serde_json::Value::Object(map))
-        .map(Some)
-        .map_err(codec(op))
 }

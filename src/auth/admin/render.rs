@@ -1,0 +1,197 @@
+//! Key lists and usage as the CLI prints them: aligned tables and CSV.
+
+use super::*;
+
+/// Columns left-aligned (text) or right-aligned (numbers), two spaces apart.
+fn table(header: &[&str], rows: &[Vec<String>], numeric: &[bool]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .zip(numeric)
+            .map(|((cell, &w), &num)| {
+                if num {
+                    format!("{cell:>w$}")
+                } else {
+                    format!("{cell:<w$}")
+                }
+            })
+            .collect();
+        parts.join("  ").trim_end().to_owned()
+    };
+    let mut out = line(header.iter().map(|h| h.to_string()).collect());
+    out.push('\n');
+    for row in rows {
+        out.push_str(&line(row.clone()));
+        out.push('\n');
+    }
+    out
+}
+
+fn or_dash(v: &str) -> String {
+    if v.is_empty() { "-".into() } else { v.into() }
+}
+
+pub(super) fn key_label(line: &UsageLine) -> String {
+    match (&line.key_name, line.key_id.as_str()) {
+        (Some(name), _) => name.clone(),
+        (None, "") => "(no key)".into(),
+        (None, id) => id.to_owned(),
+    }
+}
+
+const USAGE_COLUMNS: [&str; 13] = [
+    "day",
+    "key_id",
+    "key_name",
+    "model",
+    "region",
+    "requests",
+    "errors",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "tool_calls",
+    "estimated",
+];
+
+fn numbers(l: &UsageLine) -> [u64; 8] {
+    [
+        l.requests,
+        l.errors,
+        l.input_tokens,
+        l.output_tokens,
+        l.cached_tokens,
+        l.reasoning_tokens,
+        l.tool_calls,
+        l.estimated,
+    ]
+}
+
+/// The ledger as a table with a total line.
+pub fn usage_table(lines: &[UsageLine]) -> String {
+    let header = [
+        "DAY",
+        "KEY",
+        "MODEL",
+        "REGION",
+        "REQUESTS",
+        "ERRORS",
+        "INPUT",
+        "OUTPUT",
+        "CACHED",
+        "REASONING",
+        "TOOLS",
+        "ESTIMATED",
+    ];
+    let mut numeric = vec![false; 4];
+    numeric.extend([true; 8]);
+    let mut totals = [0u64; 8];
+    let mut rows: Vec<Vec<String>> = lines
+        .iter()
+        .map(|l| {
+            let n = numbers(l);
+            for (t, v) in totals.iter_mut().zip(n) {
+                *t = t.saturating_add(v);
+            }
+            let mut row = vec![
+                l.day.clone(),
+                key_label(l),
+                or_dash(&l.model),
+                or_dash(&l.region),
+            ];
+            row.extend(n.iter().map(u64::to_string));
+            row
+        })
+        .collect();
+    if lines.len() > 1 {
+        let mut total = vec![
+            "TOTAL".to_owned(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ];
+        total.extend(totals.iter().map(u64::to_string));
+        rows.push(total);
+    }
+    if lines.is_empty() {
+        return "no usage recorded\n".to_owned();
+    }
+    table(&header, &rows, &numeric)
+}
+
+/// A CSV field, quoted when it needs to be (RFC 4180).
+fn csv_field(v: &str) -> String {
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v.to_owned()
+    }
+}
+
+/// The ledger as CSV with a header line.
+pub fn usage_csv(lines: &[UsageLine]) -> String {
+    let mut out = USAGE_COLUMNS.join(",");
+    out.push('\n');
+    for l in lines {
+        let mut fields = vec![
+            csv_field(&l.day),
+            csv_field(&l.key_id),
+            csv_field(l.key_name.as_deref().unwrap_or("")),
+            csv_field(&l.model),
+            csv_field(&l.region),
+        ];
+        fields.extend(numbers(l).iter().map(u64::to_string));
+        out.push_str(&fields.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// Keys as a table.
+pub fn keys_table(views: &[KeyView]) -> String {
+    if views.is_empty() {
+        return "no keys\n".to_owned();
+    }
+    let header = [
+        "ID", "NAME", "PREFIX", "STATUS", "MODELS", "REGIONS", "RPM", "TPM", "DAILY", "CREATED",
+        "EXPIRES",
+    ];
+    let numeric = [
+        false, false, false, false, false, false, true, true, true, false, false,
+    ];
+    let opt = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |n| n.to_string());
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "*".to_owned()
+        } else {
+            v.join(",")
+        }
+    };
+    let rows: Vec<Vec<String>> = views
+        .iter()
+        .map(|k| {
+            vec![
+                k.id.clone(),
+                k.name.clone(),
+                k.prefix.clone(),
+                k.status.to_owned(),
+                list(&k.models),
+                list(&k.regions),
+                opt(k.rpm),
+                opt(k.tpm),
+                opt(k.daily_tokens),
+                k.created_at.clone(),
+                k.expires_at.clone().unwrap_or_else(|| "never".into()),
+            ]
+        })
+        .collect();
+    table(&header, &rows, &numeric)
+}
