@@ -82,8 +82,29 @@ struct LogLine {
     ledger: Option<Ledger>,
 }
 
+/// How a request's exchange ended, as the access log's `outcome` field says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// The whole response was sent.
+    Completed,
+    /// The response body failed while being sent.
+    BodyError,
+    /// The client left before the end (before the head or mid-stream).
+    ClientClosed,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::BodyError => "body_error",
+            Outcome::ClientClosed => "client_closed",
+        }
+    }
+}
+
 impl LogLine {
-    fn emit(self, first_byte: Option<Instant>, outcome: &'static str) {
+    fn emit(self, first_byte: Option<Instant>, outcome: Outcome) {
         let mut info = self.meta.snapshot();
         let usage = info.usage.unwrap_or_default();
         let ttfb_ms = first_byte.map(|t| t.duration_since(self.start).as_secs_f64() * 1e3);
@@ -110,7 +131,7 @@ impl LogLine {
             usage_estimated = info.usage_estimated,
             error_code = info.error_code.as_deref().unwrap_or("-"),
             key_id = info.client.as_deref().map_or("-", |k| k.id.as_str()),
-            outcome,
+            outcome = outcome.as_str(),
             "request"
         );
         self.record_metrics(&info, first_byte);
@@ -120,7 +141,7 @@ impl LogLine {
 
     /// Books a model request: with its key, or without one when auth is off. Requests
     /// refused before a key was known (401) are nobody's usage.
-    fn book(&self, info: RequestInfo, outcome: &'static str) {
+    fn book(&self, info: RequestInfo, outcome: Outcome) {
         let Some(ledger) = &self.ledger else { return };
         if info.client.is_none() && !ledger.books_keyless() {
             return;
@@ -128,7 +149,7 @@ impl LogLine {
         // A client leaving (before the head or mid-stream) is not an error of the request.
         let error = (self.status >= 400 && self.status != CLIENT_CLOSED_REQUEST)
             || info.error_code.is_some()
-            || outcome == "body_error";
+            || outcome == Outcome::BodyError;
         ledger.record(ledger::Entry {
             client: info.client,
             model: info.model,
@@ -196,7 +217,7 @@ impl Drop for BeforeHead {
     fn drop(&mut self) {
         if let Some(mut line) = self.0.take() {
             line.status = CLIENT_CLOSED_REQUEST;
-            line.emit_after_drains(None, "client_closed");
+            line.emit_after_drains(None, Outcome::ClientClosed);
         }
     }
 }
@@ -207,7 +228,7 @@ const MAX_DRAIN_WAIT: Duration = Duration::from_secs(600);
 
 impl LogLine {
     /// Emits now, or once the upstream streams still being read for their usage are done.
-    fn emit_after_drains(self, first_byte: Option<Instant>, outcome: &'static str) {
+    fn emit_after_drains(self, first_byte: Option<Instant>, outcome: Outcome) {
         let pending: Vec<CancellationToken> = self
             .meta
             .snapshot()
@@ -253,12 +274,12 @@ impl http_body::Body for LoggedBody {
             }
             Poll::Ready(None) => {
                 if let Some(line) = self.line.take() {
-                    line.emit(self.first_byte, "completed");
+                    line.emit(self.first_byte, Outcome::Completed);
                 }
             }
             Poll::Ready(Some(Err(_))) => {
                 if let Some(line) = self.line.take() {
-                    line.emit(self.first_byte, "body_error");
+                    line.emit(self.first_byte, Outcome::BodyError);
                 }
             }
             _ => {}
@@ -279,11 +300,11 @@ impl Drop for LoggedBody {
     fn drop(&mut self) {
         if let Some(line) = self.line.take() {
             if http_body::Body::is_end_stream(&self.inner) {
-                line.emit(self.first_byte, "completed");
+                line.emit(self.first_byte, Outcome::Completed);
             } else {
                 // Dropped first, so a stream the client left registers its drain.
                 drop(std::mem::replace(&mut self.inner, Body::empty()));
-                line.emit_after_drains(self.first_byte, "client_closed");
+                line.emit_after_drains(self.first_byte, Outcome::ClientClosed);
             }
         }
     }

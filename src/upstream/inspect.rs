@@ -3,7 +3,7 @@
 //! inside an HTTP 200 (a `failed` response, or a `response.failed`/`error` event right after
 //! the stream opens), so 200s are inspected too — streams only up to their first output event.
 
-use super::{Limits, UpstreamBody, UpstreamError, UpstreamResponse, retry_after};
+use super::{FailoverReason, Limits, UpstreamBody, UpstreamError, UpstreamResponse, retry_after};
 use crate::error::ApiError;
 use crate::model_studio::errors::error_from_payload;
 use crate::sse::{SseParser, event_json};
@@ -23,7 +23,7 @@ pub enum Verdict {
     /// 429 (or a rate-limit failure inside a 200): try the next key, then the next region.
     RateLimited(UpstreamResponse, Option<Duration>),
     /// The region is sick (5xx, or a server failure inside a 200): try the next region.
-    RegionFailed(Option<UpstreamResponse>, &'static str),
+    RegionFailed(Option<UpstreamResponse>, FailoverReason),
     /// The connection broke before anything worth delivering arrived.
     Broken(UpstreamError),
 }
@@ -81,8 +81,8 @@ pub async fn judge(response: UpstreamResponse, limits: Limits) -> Verdict {
     }
     if status.is_server_error() {
         return match buffer(response).await {
-            Ok(r) => Verdict::RegionFailed(Some(r), "5xx"),
-            Err(_) => Verdict::RegionFailed(None, "5xx"),
+            Ok(r) => Verdict::RegionFailed(Some(r), FailoverReason::ServerError),
+            Err(_) => Verdict::RegionFailed(None, FailoverReason::ServerError),
         };
     }
     if status.is_redirection() {
@@ -133,7 +133,9 @@ pub async fn judge(response: UpstreamResponse, limits: Limits) -> Verdict {
             });
             match failure {
                 Some(Failure::RateLimited) => Verdict::RateLimited(r, None),
-                Some(Failure::Server) => Verdict::RegionFailed(Some(r), "failed_response"),
+                Some(Failure::Server) => {
+                    Verdict::RegionFailed(Some(r), FailoverReason::FailedResponse)
+                }
                 _ => Verdict::Deliver(r),
             }
         }
@@ -228,7 +230,7 @@ async fn hold_until_output(mut response: UpstreamResponse, limits: Limits) -> Ve
                 return if rate_limited {
                     Verdict::RateLimited(response, None)
                 } else if region_failed {
-                    Verdict::RegionFailed(Some(response), "failed_event")
+                    Verdict::RegionFailed(Some(response), FailoverReason::FailedEvent)
                 } else {
                     Verdict::Deliver(response)
                 };

@@ -18,6 +18,7 @@ mod client;
 pub mod endpoint;
 mod error;
 mod inspect;
+mod reason;
 mod region;
 pub mod scrub;
 
@@ -26,6 +27,7 @@ pub use breaker::{BreakerSnapshot, BreakerState};
 pub use client::build_http_client;
 pub use endpoint::{Endpoint, ResponseId, Target};
 pub use error::UpstreamError;
+pub use reason::FailoverReason;
 pub use region::{Region, RegionKeyState};
 pub use scrub::Scrubber;
 
@@ -126,7 +128,7 @@ enum RegionOutcome {
     Stop(UpstreamError),
     /// Try the next region; `response` is the upstream's own answer, if it gave one.
     Next {
-        reason: &'static str,
+        reason: FailoverReason,
         error: Option<UpstreamError>,
         response: Option<UpstreamResponse>,
     },
@@ -283,23 +285,26 @@ impl Router {
                     error,
                     response,
                 } => {
-                    match reason {
+                    if reason.counts_against_region() {
+                        region.breaker().record_failure(reason.as_str());
+                    } else {
                         // Keys, not the region, were the problem: the breaker stays as it is.
-                        "rate_limited" | "auth" => region.breaker().record_success(),
-                        _ => region.breaker().record_failure(reason),
+                        region.breaker().record_success();
                     }
                     if i + 1 < candidates.len() {
-                        metrics::counter!("qwen_gateway_failovers_total", "from" => region.name_arc().to_string(), "reason" => reason).increment(1);
-                        tracing::warn!(region = %region.name(), reason, "failing over to the next region");
+                        metrics::counter!("qwen_gateway_failovers_total", "from" => region.name_arc().to_string(), "reason" => reason.as_str()).increment(1);
+                        tracing::warn!(region = %region.name(), reason = reason.as_str(), "failing over to the next region");
                     }
-                    region_failure = match reason {
-                        "rate_limited" | "auth" => None,
-                        _ => Some(match (&error, &response) {
-                            (Some(err), _) => err.to_string(),
-                            (None, Some(r)) => format!("it answered HTTP {}", r.status.as_u16()),
-                            (None, None) => reason.to_owned(),
-                        }),
-                    };
+                    region_failure =
+                        reason
+                            .counts_against_region()
+                            .then(|| match (&error, &response) {
+                                (Some(err), _) => err.to_string(),
+                                (None, Some(r)) => {
+                                    format!("it answered HTTP {}", r.status.as_u16())
+                                }
+                                (None, None) => reason.to_string(),
+                            });
                     if response.is_some() {
                         last_response = response;
                     }
@@ -352,7 +357,7 @@ impl Router {
         let mut tried = Vec::new();
         let mut last_response = None;
         let mut forbidden = None;
-        let mut reason = "rate_limited";
+        let mut reason = FailoverReason::RateLimited;
         while let Some((index, key)) = region.next_key(&tried) {
             tried.push(index);
             let started = Instant::now();
@@ -373,9 +378,9 @@ impl Router {
                         return RegionOutcome::Stop(error);
                     }
                     let reason = match (&error, sent) {
-                        (_, false) => "connect",
-                        (UpstreamError::Timeout { .. }, true) => "timeout_after_send",
-                        (_, true) => "broken_after_send",
+                        (_, false) => FailoverReason::Connect,
+                        (UpstreamError::Timeout { .. }, true) => FailoverReason::TimeoutAfterSend,
+                        (_, true) => FailoverReason::BrokenAfterSend,
                     };
                     return RegionOutcome::Next {
                         reason,
@@ -402,7 +407,7 @@ impl Router {
                     Ok(verdict) => verdict,
                     Err(_) => {
                         return RegionOutcome::Next {
-                            reason: "timeout",
+                            reason: FailoverReason::Timeout,
                             error: Some(UpstreamError::Timeout {
                                 region: region.name().to_owned(),
                                 after: left,
@@ -416,7 +421,7 @@ impl Router {
                 Verdict::Deliver(response) => return RegionOutcome::Deliver(response),
                 Verdict::KeyRejected(response) => {
                     region.hold_key(index, KeyHold::Quarantined, self.limits.key_quarantine);
-                    reason = "auth";
+                    reason = FailoverReason::Auth;
                     last_response = Some(response);
                 }
                 Verdict::Forbidden(response) => {
@@ -425,7 +430,7 @@ impl Router {
                 Verdict::RateLimited(response, retry_after) => {
                     let hold = retry_after.unwrap_or(self.limits.rate_limit_cooldown);
                     region.hold_key(index, KeyHold::RateLimited, hold);
-                    reason = "rate_limited";
+                    reason = FailoverReason::RateLimited;
                     last_response = Some(response);
                 }
                 Verdict::RegionFailed(response, why) => {
@@ -437,7 +442,7 @@ impl Router {
                 }
                 Verdict::Broken(err) => {
                     return RegionOutcome::Next {
-                        reason: "stream_error",
+                        reason: FailoverReason::StreamError,
                         error: Some(err),
                         response: None,
                     };
@@ -449,7 +454,7 @@ impl Router {
         if let Some(response) = forbidden {
             return RegionOutcome::Deliver(response);
         }
-        let error = (reason == "auth").then(|| UpstreamError::AuthRejected {
+        let error = (reason == FailoverReason::Auth).then(|| UpstreamError::AuthRejected {
             region: region.name().to_owned(),
         });
         RegionOutcome::Next {
