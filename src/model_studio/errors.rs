@@ -161,7 +161,7 @@ fn class_of(u: &Upstream) -> Class {
     } else if (400..500).contains(&status)
         || has("invalid")
         || has("context_length")
-        || kind == "invalid_request_error"
+        || kind == crate::error::kind::INVALID_REQUEST
     {
         Class::Invalid
     } else {
