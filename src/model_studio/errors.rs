@@ -6,6 +6,7 @@
 //! `error` event). All of them funnel into one classification so a client sees the same
 //! error whichever way it arrived.
 
+use super::events::EventKind;
 use crate::error::{ApiError, kind};
 use http::StatusCode;
 use serde_json::Value;
@@ -48,9 +49,9 @@ pub fn normalize_upstream_error(
 /// `ApiError`. `None` when the payload is not an error.
 pub fn error_from_payload(payload: &Value) -> Option<ApiError> {
     let failed_response = |response: &Value| response["status"] == "failed";
-    let source = match payload["type"].as_str() {
-        Some("error") => payload,
-        Some("response.failed") => &payload["response"],
+    let source = match EventKind::of_event(payload) {
+        EventKind::Error => payload,
+        EventKind::Failed => &payload["response"],
         _ if has_error(payload) => payload,
         _ if failed_response(payload) => payload,
         _ if failed_response(&payload["response"]) => &payload["response"],

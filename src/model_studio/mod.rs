@@ -5,3 +5,4 @@ pub mod conformance;
 pub mod errors;
 #[cfg(test)]
 mod errors_tests;
+pub mod events;

@@ -7,6 +7,7 @@
 
 use crate::conversation::TurnRecorder;
 use crate::model_studio::conformance;
+use crate::model_studio::events::EventKind;
 use crate::request_context::RequestMeta;
 use crate::sse::{SseParser, event_json};
 use crate::upstream::UpstreamBody;
@@ -112,14 +113,6 @@ const SEQUENCE_KEY: &[u8] = b"\"sequence_number\":";
 
 /// `"….delta"` event types, counted in the raw bytes.
 const DELTA_TYPE: &[u8] = b".delta\"";
-
-/// Event types after which a Responses stream is over.
-fn is_terminal(kind: &str) -> bool {
-    matches!(
-        kind,
-        "response.completed" | "response.incomplete" | "response.failed" | "error"
-    )
-}
 
 /// The JSON `type`s worth parsing an event for: they carry the id, the usage or the end.
 const LIFECYCLE: [&str; 5] = [
@@ -280,8 +273,8 @@ impl Relay {
             let Some(json) = event_json(&event) else {
                 continue;
             };
-            let kind = json.get("type").and_then(Value::as_str).unwrap_or("");
-            if kind == "response.created" {
+            let kind = EventKind::of_event(&json);
+            if kind == EventKind::Created {
                 self.observed.response_id = json
                     .pointer("/response/id")
                     .and_then(Value::as_str)
@@ -292,7 +285,7 @@ impl Relay {
                     recorder.on_id(id);
                 }
             }
-            if is_terminal(kind) {
+            if kind.ends_stream() {
                 self.observed.terminal = true;
                 if let (Some(recorder), Some(response)) =
                     (self.recorder.as_mut(), json.get("response"))
@@ -305,7 +298,7 @@ impl Relay {
                 {
                     self.meta.update(|i| i.usage = Some(usage));
                 }
-                if kind != "response.completed" && kind != "response.incomplete" {
+                if !kind.finishes() {
                     let code = json
                         .pointer("/response/error/code")
                         .or_else(|| json.get("code"))

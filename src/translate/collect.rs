@@ -4,6 +4,7 @@
 //! Finished items (`response.output_item.done`) are taken as sent; items that never got
 //! a `.done` are rebuilt from their deltas.
 
+use crate::model_studio::events::EventKind;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -76,44 +77,44 @@ impl Collector {
 
     pub fn on_event(&mut self, event: &Value) {
         let text = |key: &str| event[key].as_str().unwrap_or_default();
-        match event["type"].as_str().unwrap_or_default() {
-            "response.output_item.added" => {
+        match EventKind::of_event(event) {
+            EventKind::OutputItemAdded => {
                 let kind = event["item"]["type"].as_str().unwrap_or_default();
                 self.slot(event, kind).added = Some(event["item"].clone());
             }
-            "response.output_item.done" => {
+            EventKind::OutputItemDone => {
                 let kind = event["item"]["type"].as_str().unwrap_or_default();
                 self.slot(event, kind).done = Some(event["item"].clone());
             }
-            "response.output_text.delta" => {
+            EventKind::OutputTextDelta => {
                 let at = index(event, "content_index");
                 append(&mut self.slot(event, "message").texts, at, text("delta"));
             }
-            "response.output_text.done" => {
+            EventKind::OutputTextDone => {
                 let at = index(event, "content_index");
                 fill(&mut self.slot(event, "message").texts, at, text("text"));
             }
-            "response.refusal.delta" => {
+            EventKind::RefusalDelta => {
                 self.slot(event, "message").refusal.push_str(text("delta"));
             }
-            "response.refusal.done" => {
+            EventKind::RefusalDone => {
                 let slot = self.slot(event, "message");
                 if slot.refusal.is_empty() {
                     slot.refusal = text("refusal").to_owned();
                 }
             }
-            "response.function_call_arguments.delta" => {
+            EventKind::FunctionCallArgumentsDelta => {
                 self.slot(event, "function_call")
                     .arguments
                     .push_str(text("delta"));
             }
-            "response.function_call_arguments.done" => {
+            EventKind::FunctionCallArgumentsDone => {
                 let full = text("arguments");
                 if !full.is_empty() {
                     self.slot(event, "function_call").arguments = full.to_owned();
                 }
             }
-            "response.reasoning_summary_text.delta" => {
+            EventKind::ReasoningSummaryTextDelta => {
                 let at = index(event, "summary_index");
                 append(
                     &mut self.slot(event, "reasoning").summary,
@@ -121,11 +122,11 @@ impl Collector {
                     text("delta"),
                 );
             }
-            "response.reasoning_summary_text.done" => {
+            EventKind::ReasoningSummaryTextDone => {
                 let at = index(event, "summary_index");
                 fill(&mut self.slot(event, "reasoning").summary, at, text("text"));
             }
-            "response.reasoning_text.delta" => {
+            EventKind::ReasoningTextDelta => {
                 let at = index(event, "content_index");
                 append(
                     &mut self.slot(event, "reasoning").reasoning,
@@ -133,7 +134,7 @@ impl Collector {
                     text("delta"),
                 );
             }
-            "response.reasoning_text.done" => {
+            EventKind::ReasoningTextDone => {
                 let at = index(event, "content_index");
                 fill(
                     &mut self.slot(event, "reasoning").reasoning,

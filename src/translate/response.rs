@@ -11,6 +11,7 @@ use super::stop::StopMatcher;
 use super::usage::chat_usage;
 use crate::error::ApiError;
 use crate::model_studio::errors::error_from_payload;
+use crate::model_studio::events::EventKind;
 use http::StatusCode;
 use serde_json::Value;
 use std::collections::HashSet;
@@ -107,21 +108,21 @@ impl CompletionBuilder {
         }
         self.collector.on_event(event);
         let item = super::collect::event_item_key(event);
-        match event["type"].as_str().unwrap_or_default() {
-            "response.created" | "response.in_progress" if self.started.is_none() => {
+        match EventKind::of_event(event) {
+            EventKind::Created | EventKind::InProgress if self.started.is_none() => {
                 self.started = Some(event["response"].clone());
             }
-            "response.output_text.delta" => {
+            EventKind::OutputTextDelta => {
                 self.text_seen.insert((item.clone(), content_index(event)));
                 self.watch(&item, event["delta"].as_str().unwrap_or_default());
             }
             // Text that never came as deltas is only in the `.done`.
-            "response.output_text.done"
+            EventKind::OutputTextDone
                 if self.text_seen.insert((item.clone(), content_index(event))) =>
             {
                 self.watch(&item, event["text"].as_str().unwrap_or_default());
             }
-            "response.output_item.done" if event["item"]["type"] == "message" => {
+            EventKind::OutputItemDone if event["item"]["type"] == "message" => {
                 let parts = event["item"]["content"]
                     .as_array()
                     .map(Vec::as_slice)
@@ -134,7 +135,7 @@ impl CompletionBuilder {
                     }
                 }
             }
-            "response.completed" | "response.incomplete" => {
+            EventKind::Completed | EventKind::Incomplete => {
                 self.terminal = Some(event["response"].clone());
             }
             _ => {}

@@ -10,6 +10,7 @@ use super::response::truncated;
 use super::stop::StopMatcher;
 use crate::error::ApiError;
 use crate::model_studio::errors::error_from_payload;
+use crate::model_studio::events::EventKind;
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
 
@@ -126,55 +127,62 @@ impl ChunkTranslator {
         let key = event_item_key(event);
         let str_of = |field: &str| event[field].as_str().unwrap_or_default();
         let index_of = |field: &str| event[field].as_u64().unwrap_or(0);
-        match event["type"].as_str().unwrap_or_default() {
-            "response.created" if !self.role_sent => {
+        match EventKind::of_event(event) {
+            EventKind::Created if !self.role_sent => {
                 self.emit(json!({"content": ""}), None);
             }
-            "response.output_item.added" if event["item"]["type"] == "function_call" => {
+            EventKind::OutputItemAdded if event["item"]["type"] == "function_call" => {
                 self.announce(&key, &event["item"], None);
             }
-            "response.output_text.delta" => {
+            EventKind::OutputTextDelta => {
                 self.parts_seen
                     .insert((key.clone(), "text", index_of("content_index")));
                 self.send_text(&key, str_of("delta"));
             }
-            "response.output_text.done"
+            EventKind::OutputTextDone
                 if self
                     .parts_seen
                     .insert((key.clone(), "text", index_of("content_index"))) =>
             {
                 self.send_text(&key, str_of("text"));
             }
-            "response.refusal.delta" => {
+            EventKind::RefusalDelta => {
                 self.parts_seen.insert((key.clone(), "refusal", 0));
                 self.send_refusal(str_of("delta"));
             }
-            "response.refusal.done" if self.parts_seen.insert((key.clone(), "refusal", 0)) => {
+            EventKind::RefusalDone if self.parts_seen.insert((key.clone(), "refusal", 0)) => {
                 self.send_refusal(str_of("refusal"));
             }
-            kind @ ("response.reasoning_summary_text.delta"
-            | "response.reasoning_text.delta"
-            | "response.reasoning_summary_text.done"
-            | "response.reasoning_text.done") => {
-                let (part, at) = if kind.contains("summary") {
+            kind @ (EventKind::ReasoningSummaryTextDelta
+            | EventKind::ReasoningTextDelta
+            | EventKind::ReasoningSummaryTextDone
+            | EventKind::ReasoningTextDone) => {
+                let summary = matches!(
+                    kind,
+                    EventKind::ReasoningSummaryTextDelta | EventKind::ReasoningSummaryTextDone
+                );
+                let (part, at) = if summary {
                     ("summary", index_of("summary_index"))
                 } else {
                     ("reasoning", index_of("content_index"))
                 };
                 let part_key = (key, part, at);
-                if kind.ends_with(".delta") {
+                if matches!(
+                    kind,
+                    EventKind::ReasoningSummaryTextDelta | EventKind::ReasoningTextDelta
+                ) {
                     self.parts_seen.insert(part_key.clone());
                     self.send_reasoning(part_key, str_of("delta"));
                 } else if self.parts_seen.insert(part_key.clone()) {
                     self.send_reasoning(part_key, str_of("text"));
                 }
             }
-            "response.function_call_arguments.delta" => self.arguments(&key, str_of("delta")),
-            "response.function_call_arguments.done" => {
+            EventKind::FunctionCallArgumentsDelta => self.arguments(&key, str_of("delta")),
+            EventKind::FunctionCallArgumentsDone => {
                 self.arguments_done(&key, str_of("arguments"));
             }
-            "response.output_item.done" => self.item_done(&key, &event["item"]),
-            "response.completed" | "response.incomplete" => self.terminal(&event["response"]),
+            EventKind::OutputItemDone => self.item_done(&key, &event["item"]),
+            EventKind::Completed | EventKind::Incomplete => self.terminal(&event["response"]),
             _ => {}
         }
         self.take()

@@ -6,6 +6,7 @@
 use super::{FailoverReason, Limits, UpstreamBody, UpstreamError, UpstreamResponse, retry_after};
 use crate::error::ApiError;
 use crate::model_studio::errors::error_from_payload;
+use crate::model_studio::events::EventKind;
 use crate::sse::{SseParser, event_json};
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode, header};
@@ -158,7 +159,11 @@ impl BodyProbe {
     /// Mirrors the shapes `error_from_payload` recognises.
     fn may_fail(&self) -> bool {
         self.status.as_deref() == Some("failed")
-            || matches!(self.kind.as_deref(), Some("error" | "response.failed"))
+            || self
+                .kind
+                .as_deref()
+                .map(EventKind::of)
+                .is_some_and(|k| matches!(k, EventKind::Error | EventKind::Failed))
             || matches!(self.error, Some(Value::Object(_) | Value::String(_)))
             || self.response.is_some()
     }
@@ -167,8 +172,8 @@ impl BodyProbe {
 /// Whether an event is still part of a stream's opening (no output yet).
 fn is_preamble(kind: &str) -> bool {
     matches!(
-        kind,
-        "response.created" | "response.in_progress" | "response.queued"
+        EventKind::of(kind),
+        EventKind::Created | EventKind::InProgress | EventKind::Queued
     )
 }
 

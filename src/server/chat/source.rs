@@ -3,6 +3,7 @@
 //! after a terminal event (connection reuse) or after the client left (token limits).
 
 use crate::error::ApiError;
+use crate::model_studio::events::EventKind;
 use crate::request_context::RequestMeta;
 use crate::sse::{SseParser, event_json};
 use crate::upstream::{self, Limits, UpstreamResponse};
@@ -315,10 +316,7 @@ impl EventSource {
         if kind.ends_with(".delta") {
             self.deltas += 1;
         }
-        if matches!(
-            kind,
-            "response.completed" | "response.incomplete" | "response.failed"
-        ) {
+        if EventKind::of(kind).ends_response() {
             self.terminal_seen = true;
         }
         if let Some(usage) = event
