@@ -21,6 +21,7 @@ mod inspect;
 mod reason;
 mod region;
 pub mod scrub;
+mod walk;
 
 pub use body::UpstreamBody;
 pub use breaker::{BreakerSnapshot, BreakerState};
@@ -38,6 +39,7 @@ use inspect::Verdict;
 use region::KeyHold;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use walk::Walk;
 
 /// What a handler wants sent upstream.
 #[derive(Debug, Clone)]
@@ -246,22 +248,17 @@ impl Router {
             .deadline
             .unwrap_or_else(|| Instant::now() + self.limits.failover_deadline);
         let candidates = self.candidates(&req)?;
-        let mut last_response: Option<UpstreamResponse> = None;
-        let mut last_error: Option<UpstreamError> = None;
-        let mut skipped = Vec::new();
-        let mut rate_limited_for: Option<Duration> = None;
-        let mut region_failure: Option<String> = None;
+        let mut walk = Walk::default();
         for (i, region) in candidates.iter().enumerate() {
             if Instant::now() >= deadline {
                 break;
             }
             if let Some(wait) = region.rate_limited_for() {
-                skipped.push(format!("{}: every key is rate-limited", region.name()));
-                rate_limited_for = Some(rate_limited_for.map_or(wait, |w| w.min(wait)));
+                walk.skip_rate_limited(region.name(), wait);
                 continue;
             }
             if !region.breaker().try_acquire() {
-                skipped.push(format!(
+                walk.skip(format!(
                     "{}: circuit open after repeated failures",
                     region.name()
                 ));
@@ -295,56 +292,11 @@ impl Router {
                         metrics::counter!("qwen_gateway_failovers_total", "from" => region.name_arc().to_string(), "reason" => reason.as_str()).increment(1);
                         tracing::warn!(region = %region.name(), reason = reason.as_str(), "failing over to the next region");
                     }
-                    region_failure =
-                        reason
-                            .counts_against_region()
-                            .then(|| match (&error, &response) {
-                                (Some(err), _) => err.to_string(),
-                                (None, Some(r)) => {
-                                    format!("it answered HTTP {}", r.status.as_u16())
-                                }
-                                (None, None) => reason.to_string(),
-                            });
-                    if response.is_some() {
-                        last_response = response;
-                    }
-                    if error.is_some() {
-                        last_error = error;
-                    }
+                    walk.region_left(reason, error, response);
                 }
             }
         }
-        // A conversation's home failing is not an answer to relay: say which region holds
-        // it and why, so the caller can replay elsewhere or the client knows what happened.
-        if let (Some(home), Some(why)) = (&req.affinity, region_failure) {
-            return Err(UpstreamError::HomeRegionUnavailable {
-                region: home.clone(),
-                reason: why,
-            });
-        }
-        if let Some(response) = last_response {
-            return Ok(response);
-        }
-        if let Some(error) = last_error {
-            return Err(error);
-        }
-        if let Some(retry_after) = rate_limited_for
-            && skipped.len() == candidates.len()
-        {
-            return Err(UpstreamError::RateLimited { retry_after });
-        }
-        let detail = if skipped.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", skipped.join("; "))
-        };
-        match req.affinity {
-            Some(home) => Err(UpstreamError::HomeRegionUnavailable {
-                region: home,
-                reason: detail.trim_matches([' ', '(', ')']).to_owned(),
-            }),
-            None => Err(UpstreamError::NoRegion { detail }),
-        }
+        walk.finish(req.affinity, candidates.len())
     }
 
     /// Tries one region's keys in turn until one gives an answer worth delivering.
