@@ -7,6 +7,7 @@ mod body;
 mod chat;
 pub mod headers;
 mod info;
+mod model;
 pub mod relay;
 mod responses;
 mod send_timeout;

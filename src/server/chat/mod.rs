@@ -57,19 +57,11 @@ pub async fn completions(
         })
     })
     .await?;
-    match chat.get("model").and_then(Value::as_str) {
-        Some(model) => {
-            let resolved = state.models.resolve(model).to_owned();
-            let known = state.models.is_known(&resolved);
-            meta.update(|i| {
-                i.model = Some(resolved.clone());
-                i.model_known = known;
-                i.stream = chat.get("stream").and_then(Value::as_bool).unwrap_or(false);
-            });
-            caller.check_model(Some((model, &resolved)))?;
-            chat["model"] = Value::String(resolved);
-        }
-        None => caller.check_model(None)?,
+    let stream = chat.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    meta.update(|i| i.stream = stream);
+    let requested = chat.get("model").and_then(Value::as_str);
+    if let Some(resolved) = super::model::resolve(&state, &caller, &meta, requested)? {
+        chat["model"] = Value::String(resolved);
     }
     let limits = ChatLimits {
         max_n: state.settings.chat.max_n,

@@ -51,22 +51,11 @@ pub async fn create(
         i.stream = probe.stream.unwrap_or(false);
         i.upstream_request_bytes = bytes.len();
     });
-    match probe.model.as_deref() {
-        Some(model) => {
-            let upstream_model = state.models.resolve(model);
-            let known = state.models.is_known(upstream_model);
-            meta.update(|i| {
-                i.model = Some(upstream_model.to_owned());
-                i.model_known = known;
-            });
-            caller.check_model(Some((model, upstream_model)))?;
-            if upstream_model != model {
-                let target = upstream_model.to_owned();
-                bytes =
-                    body::off_runtime(bytes.len(), move || rewrite_model(bytes, &target)).await?;
-            }
-        }
-        None => caller.check_model(None)?,
+    let requested = probe.model.as_deref();
+    if let Some(target) = super::model::resolve(&state, &caller, &meta, requested)?
+        && Some(target.as_str()) != requested
+    {
+        bytes = body::off_runtime(bytes.len(), move || rewrite_model(bytes, &target)).await?;
     }
     let previous = match probe.previous_response_id.filter(|id| !id.is_empty()) {
         Some(raw) => Some(
