@@ -135,16 +135,12 @@ static DELTA_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(DE
 static SEQUENCE_FINDER: LazyLock<FinderRev<'static>> =
     LazyLock::new(|| FinderRev::new(SEQUENCE_KEY));
 
-/// Whether any event in `bytes` may be a lifecycle event (a cheap byte search).
-fn worth_parsing_bytes(bytes: &[u8]) -> bool {
+/// Whether any event in `bytes` may be a lifecycle event (a cheap byte search): only events
+/// that can carry an id, usage or an end are parsed as JSON; deltas are not.
+fn worth_parsing(bytes: &[u8]) -> bool {
     LIFECYCLE_FINDERS
         .iter()
         .any(|finder| finder.find(bytes).is_some())
-}
-
-/// Only events that can carry an id, usage or an end are parsed as JSON; deltas are not.
-fn worth_parsing(data: &str) -> bool {
-    LIFECYCLE.iter().any(|needle| data.contains(needle))
 }
 
 /// The relay's state between chunks.
@@ -257,7 +253,7 @@ impl Relay {
         // the raw bytes and parse events only when a lifecycle event is among them (parsing
         // every delta was over half the relay's cost, bench/PROFILE.md). Skipping is safe:
         // `complete` always holds whole events, so the parser never holds a partial one.
-        if !worth_parsing_bytes(complete) {
+        if !worth_parsing(complete) {
             if let Some(seq) = sequence_number(complete) {
                 self.observed.last_sequence = Some(seq);
             }
@@ -267,7 +263,7 @@ impl Relay {
             if let Some(seq) = sequence_number(event.data.as_bytes()) {
                 self.observed.last_sequence = Some(seq);
             }
-            if !worth_parsing(&event.data) {
+            if !worth_parsing(event.data.as_bytes()) {
                 continue;
             }
             let Some(json) = event_json(&event) else {
@@ -374,9 +370,6 @@ impl Relay {
                     }
                     if let Some(complete) = complete {
                         self.observe(&complete);
-                        if self.conformance {
-                            return Some(conformance::integer_timestamps_bytes(complete));
-                        }
                         return Some(complete);
                     }
                 }
@@ -474,6 +467,13 @@ pub fn relay_stream(
     };
     futures_util::stream::unfold(relay, |mut relay| async move {
         let chunk = relay.next_chunk().await?;
+        // On every way out (whole events, the events before an oversized one, an unfinished
+        // last event at the end), so no relayed event escapes the rewrite.
+        let chunk = if relay.conformance {
+            conformance::integer_timestamps_bytes(chunk)
+        } else {
+            chunk
+        };
         Some((Ok(chunk), relay))
     })
 }
