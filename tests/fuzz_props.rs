@@ -3,7 +3,7 @@
 //! 2. The Responses-event → chat-chunk state machine (`ChunkTranslator`, and the
 //!    non-streaming `CompletionBuilder`) on arbitrary event sequences: never panics; every
 //!    output is a well-formed chunk, at most one finish, at most one error and nothing after.
-//! 3. `sse::SseParser` and the relay's `EventSplitter` on arbitrary chunkings of the same
+//! 3. `sse::SseParser` and `sse::EventFramer` on arbitrary chunkings of the same
 //!    bytes: the same events whatever the chunking, and the splitter's output is the input,
 //!    byte for byte, cut only at event boundaries.
 //!
@@ -12,7 +12,7 @@
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use qwen_gateway::server::relay::EventSplitter;
+use qwen_gateway::sse::EventFramer;
 use qwen_gateway::sse::SseParser;
 use qwen_gateway::translate::{
     ChatContext, ChatLimits, ChunkOut, ChunkTranslator, CompletionBuilder, StreamContext,
@@ -570,7 +570,7 @@ proptest! {
     ) {
         let bytes = &text[..];
         let reference = boundaries(bytes);
-        let mut splitter = EventSplitter::default();
+        let mut splitter = EventFramer::default();
         let mut out: Vec<Bytes> = Vec::new();
         let mut ends = Vec::new();
         let mut at = 0;
@@ -609,7 +609,7 @@ proptest! {
 /// found no crash so far; any they find becomes a named test here, next to its fix.)
 #[test]
 fn splitter_handles_a_lone_cr_terminator_at_a_chunk_end() {
-    let mut s = EventSplitter::default();
+    let mut s = EventFramer::default();
     assert_eq!(s.push(Bytes::from_static(b"data: a\r")), None);
     assert_eq!(
         s.push(Bytes::from_static(b"\rdata: b\r\r")).as_deref(),

@@ -64,6 +64,54 @@ pub fn error_from_payload(payload: &Value) -> Option<ApiError> {
     Some(classify(upstream, None))
 }
 
+/// The top-level fields that tell whether a payload (a 200 body, a stream event) may report
+/// a failure, read without building values for the rest: the same shapes as
+/// [`error_from_payload`], so only a payload this says may fail needs a whole `Value`.
+/// Deserializing into it also validates the JSON.
+#[derive(serde::Deserialize)]
+pub struct FailureProbe<'a> {
+    #[serde(rename = "type", default)]
+    kind: Option<Value>,
+    #[serde(default)]
+    status: Option<Value>,
+    #[serde(default)]
+    error: Option<Value>,
+    #[serde(borrow, default)]
+    response: Option<&'a serde_json::value::RawValue>,
+}
+
+impl<'a> FailureProbe<'a> {
+    /// Reads `json`; `Err` when it is not a JSON object.
+    pub fn read(json: &'a [u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(json)
+    }
+
+    /// The payload's `type` (empty when absent or not a string).
+    pub fn kind(&self) -> &str {
+        self.kind.as_ref().and_then(Value::as_str).unwrap_or("")
+    }
+
+    /// Whether [`error_from_payload`] may find a failure in this payload.
+    pub fn may_fail(&self) -> bool {
+        #[derive(serde::Deserialize)]
+        struct Status {
+            #[serde(default)]
+            status: Option<Value>,
+        }
+        let failed =
+            |status: &Option<Value>| status.as_ref().and_then(Value::as_str) == Some("failed");
+        matches!(
+            EventKind::of(self.kind()),
+            EventKind::Error | EventKind::Failed
+        ) || matches!(self.error, Some(Value::Object(_) | Value::String(_)))
+            || failed(&self.status)
+            || self.response.is_some_and(|raw| {
+                // A `response` that is not an object cannot hold a failed status.
+                serde_json::from_str::<Status>(raw.get()).is_ok_and(|r| failed(&r.status))
+            })
+    }
+}
+
 fn has_error(payload: &Value) -> bool {
     matches!(&payload["error"], Value::Object(_) | Value::String(_))
 }

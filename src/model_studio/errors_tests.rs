@@ -1,6 +1,6 @@
 //! Model Studio errors → client errors, in every shape they arrive in.
 
-use super::errors::{error_from_payload, normalize_upstream_error};
+use super::errors::{FailureProbe, error_from_payload, normalize_upstream_error};
 use serde_json::json;
 use std::time::Duration;
 
@@ -207,4 +207,32 @@ fn normal_payloads_are_not_errors() {
     assert!(
         error_from_payload(&json!({"id": "r", "status": "completed", "error": null})).is_none()
     );
+}
+
+/// The probe sees a possible failure in every payload `error_from_payload` reads one from,
+/// and in none of the everyday events (so those are never built into a `Value`).
+#[test]
+fn failure_probe_agrees_with_the_classification() {
+    let payloads = [
+        json!({"type": "error", "code": "Throttling", "message": "slow down"}),
+        json!({"type": "response.failed", "response": {"status": "failed", "error": {"code": "InternalError"}}}),
+        json!({"error": {"code": "x", "message": "y"}}),
+        json!({"error": "plain"}),
+        json!({"status": "failed", "id": "resp_1"}),
+        json!({"type": "response.in_progress", "response": {"status": "failed"}}),
+        json!({"type": "response.created", "response": {"id": "r", "status": "in_progress", "error": null}}),
+        json!({"type": "response.output_text.delta", "delta": "failed", "error": null}),
+        json!({"id": "resp_1", "status": "completed", "output": [], "response": "not an object"}),
+        json!({"type": 7, "status": {"nested": "failed"}}),
+    ];
+    for payload in payloads {
+        let bytes = serde_json::to_vec(&payload).unwrap();
+        let probe = FailureProbe::read(&bytes).unwrap();
+        assert_eq!(
+            probe.may_fail(),
+            error_from_payload(&payload).is_some(),
+            "{payload}"
+        );
+    }
+    assert!(FailureProbe::read(b"{\"type\":").is_err());
 }

@@ -9,94 +9,20 @@ use crate::conversation::TurnRecorder;
 use crate::model_studio::conformance;
 use crate::model_studio::events::EventKind;
 use crate::request_context::RequestMeta;
-use crate::sse::{SseParser, event_json};
+use crate::sse::{self, EventFramer};
 use crate::upstream::UpstreamBody;
 use crate::usage::Usage;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::Stream;
 use memchr::memmem::{Finder, FinderRev};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::sync::LazyLock;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-/// Finds SSE event boundaries (a blank line: two line terminators in a row, where a
-/// terminator is `\r\n`, `\n` or `\r`) across arbitrary chunking.
-#[derive(Debug, Default)]
-pub struct EventSplitter {
-    pending: BytesMut,
-    at_line_start: bool,
-    prev_cr: bool,
-    started: bool,
-}
-
-impl EventSplitter {
-    /// Takes a chunk and returns the bytes that complete whole events (possibly several),
-    /// keeping an unfinished event for later. Zero-copy when nothing was pending.
-    pub fn push(&mut self, chunk: Bytes) -> Option<Bytes> {
-        let boundary = self.scan(&chunk);
-        match boundary {
-            None => {
-                self.pending.extend_from_slice(&chunk);
-                None
-            }
-            Some(end) if self.pending.is_empty() => {
-                let mut chunk = chunk;
-                let complete = chunk.split_to(end);
-                self.pending.extend_from_slice(&chunk);
-                Some(complete)
-            }
-            Some(end) => {
-                self.pending.extend_from_slice(&chunk[..end]);
-                let complete = self.pending.split().freeze();
-                self.pending.extend_from_slice(&chunk[end..]);
-                Some(complete)
-            }
-        }
-    }
-
-    /// How many bytes of an unfinished event are held.
-    pub fn pending_len(&self) -> usize {
-        self.pending.len()
-    }
-
-    /// Bytes of an event that never got its blank line.
-    pub fn take_pending(&mut self) -> Bytes {
-        self.pending.split().freeze()
-    }
-
-    /// Returns the end offset (exclusive) of the last event boundary in `chunk`, updating the
-    /// line state as if all of `chunk` had been consumed.
-    fn scan(&mut self, chunk: &[u8]) -> Option<usize> {
-        let mut last = None;
-        for (i, &b) in chunk.iter().enumerate() {
-            match b {
-                b'\n' if self.prev_cr => {
-                    self.prev_cr = false;
-                    // The `\n` of a `\r\n` terminator that was counted at its `\r`.
-                    if last == Some(i) {
-                        last = Some(i + 1);
-                    }
-                }
-                b'\n' | b'\r' => {
-                    if self.at_line_start && self.started {
-                        last = Some(i + 1);
-                        self.started = false;
-                    }
-                    self.at_line_start = true;
-                    self.prev_cr = b == b'\r';
-                }
-                _ => {
-                    self.at_line_start = false;
-                    self.prev_cr = false;
-                    self.started = true;
-                }
-            }
-        }
-        last
-    }
-}
 
 /// What the relay learnt from the events it passed on.
 #[derive(Debug, Default)]
@@ -143,11 +69,48 @@ fn worth_parsing(bytes: &[u8]) -> bool {
         .any(|finder| finder.find(bytes).is_some())
 }
 
+/// The fields of a lifecycle event the relay acts on, borrowed from its data: anything else
+/// in it is skipped by the parser, never built. A field of an unexpected JSON type reads as
+/// absent rather than hide the event.
+#[derive(Deserialize)]
+struct Lifecycle<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    response: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    code: Option<&'a RawValue>,
+}
+
+/// `response` of a lifecycle event (and `error` of a failed one: `code` only).
+#[derive(Default, Deserialize)]
+struct ResponseHead<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    usage: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    error: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    code: Option<&'a RawValue>,
+}
+
+impl<'a> ResponseHead<'a> {
+    fn of(raw: Option<&'a RawValue>) -> Self {
+        raw.and_then(|raw| serde_json::from_str(raw.get()).ok())
+            .unwrap_or_default()
+    }
+}
+
+/// A JSON string's value; `None` for anything else.
+fn string_of(raw: Option<&RawValue>) -> Option<String> {
+    raw.and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
+}
+
 /// The relay's state between chunks.
 struct Relay {
     upstream: UpstreamBody,
-    splitter: EventSplitter,
-    parser: SseParser,
+    framer: EventFramer,
     observed: Observed,
     idle_timeout: Duration,
     /// Largest single event held while waiting for its blank line.
@@ -191,8 +154,7 @@ impl Drop for Relay {
         };
         let rest = Relay {
             upstream: std::mem::replace(&mut self.upstream, UpstreamBody::buffered(Bytes::new())),
-            splitter: std::mem::take(&mut self.splitter),
-            parser: std::mem::replace(&mut self.parser, SseParser::new(0)),
+            framer: std::mem::take(&mut self.framer),
             observed: std::mem::take(&mut self.observed),
             idle_timeout: self.idle_timeout,
             max_event_bytes: self.max_event_bytes,
@@ -223,11 +185,11 @@ impl Relay {
                         _ => break,
                     };
                 read += chunk.len();
-                if let Some(complete) = self.splitter.push(chunk) {
+                if let Some(complete) = self.framer.push(chunk) {
                     self.observe(&complete);
                 }
                 if read > self.max_event_bytes.saturating_mul(4)
-                    || self.splitter.pending_len() > self.max_event_bytes
+                    || self.framer.pending_len() > self.max_event_bytes
                 {
                     break;
                 }
@@ -247,62 +209,88 @@ impl Relay {
         self.done = true;
     }
 
+    /// Looks at whole events on their way through. Most are deltas the relay only passes
+    /// on (parsing every one was over half the relay's cost, bench/PROFILE.md): an event is
+    /// parsed only when its `event:` line names a lifecycle event (or, without one, when its
+    /// bytes hold a lifecycle type), and then into a borrowed view of the few fields the
+    /// gateway uses, not a JSON tree. What happened is read from the data's `type`.
     fn observe(&mut self, complete: &Bytes) {
-        self.observed.deltas += DELTA_FINDER.find_iter(complete).count() as u64;
-        // Most events are deltas the relay only passes on: find the last sequence number in
-        // the raw bytes and parse events only when a lifecycle event is among them (parsing
-        // every delta was over half the relay's cost, bench/PROFILE.md). Skipping is safe:
-        // `complete` always holds whole events, so the parser never holds a partial one.
-        if !worth_parsing(complete) {
-            if let Some(seq) = sequence_number(complete) {
-                self.observed.last_sequence = Some(seq);
+        for event in sse::events(complete) {
+            let parse = match sse::event_name_of(event) {
+                Some(name) => {
+                    let kind = std::str::from_utf8(name).map_or(EventKind::Other, EventKind::of);
+                    if name.ends_with(b".delta") {
+                        self.observed.deltas += 1;
+                    }
+                    kind == EventKind::Created || kind.ends_stream()
+                }
+                None => {
+                    self.observed.deltas += DELTA_FINDER.find_iter(event).count() as u64;
+                    worth_parsing(event)
+                }
+            };
+            if parse {
+                self.observe_lifecycle(&sse::data_of(event));
             }
+        }
+        // The last event's, read in the raw bytes: events are never parsed for it.
+        if let Some(seq) = sequence_number(complete) {
+            self.observed.last_sequence = Some(seq);
+        }
+    }
+
+    /// A `response.created`, terminal or `error` event's data.
+    fn observe_lifecycle(&mut self, data: &[u8]) {
+        let owned;
+        let event = match serde_json::from_slice::<Lifecycle<'_>>(data) {
+            Ok(event) => event,
+            // Invalid UTF-8 in a string: read it lossily rather than lose the stream's end.
+            Err(_) => {
+                owned = String::from_utf8_lossy(data).into_owned();
+                match serde_json::from_str::<Lifecycle<'_>>(&owned) {
+                    Ok(event) => event,
+                    Err(_) => return,
+                }
+            }
+        };
+        let kind = EventKind::of(&event.kind);
+        let response = ResponseHead::of(event.response);
+        let id = string_of(response.id);
+        if kind == EventKind::Created {
+            if let (Some(recorder), Some(id)) = (self.recorder.as_mut(), id.as_deref()) {
+                recorder.on_id(id);
+            }
+            self.observed.response_id = id;
             return;
         }
-        for event in self.parser.push(complete.clone()) {
-            if let Some(seq) = sequence_number(event.data.as_bytes()) {
-                self.observed.last_sequence = Some(seq);
-            }
-            if !worth_parsing(event.data.as_bytes()) {
-                continue;
-            }
-            let Some(json) = event_json(&event) else {
-                continue;
-            };
-            let kind = EventKind::of_event(&json);
-            if kind == EventKind::Created {
-                self.observed.response_id = json
-                    .pointer("/response/id")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
-                if let (Some(recorder), Some(id)) =
-                    (self.recorder.as_mut(), self.observed.response_id.as_deref())
-                {
-                    recorder.on_id(id);
+        if !kind.ends_stream() {
+            return;
+        }
+        self.observed.terminal = true;
+        if let Some(recorder) = self.recorder.as_mut() {
+            // Only a turn kept for replay needs the whole response (its output items).
+            if recorder.keeps_turn() {
+                let whole = event
+                    .response
+                    .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok());
+                if let Some(whole) = whole {
+                    recorder.on_response(&whole);
                 }
+            } else if let Some(id) = id.as_deref() {
+                recorder.on_id(id);
             }
-            if kind.ends_stream() {
-                self.observed.terminal = true;
-                if let (Some(recorder), Some(response)) =
-                    (self.recorder.as_mut(), json.get("response"))
-                {
-                    recorder.on_response(response);
-                }
-                if let Some(usage) = json
-                    .pointer("/response/usage")
-                    .and_then(Usage::from_responses)
-                {
-                    self.meta.update(|i| i.usage = Some(usage));
-                }
-                if !kind.finishes() {
-                    let code = json
-                        .pointer("/response/error/code")
-                        .or_else(|| json.get("code"))
-                        .and_then(Value::as_str)
-                        .map(str::to_owned);
-                    self.meta.update(|i| i.error_code = code);
-                }
-            }
+        }
+        if let Some(usage) = response
+            .usage
+            .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
+            .as_ref()
+            .and_then(Usage::from_responses)
+        {
+            self.meta.update(|i| i.usage = Some(usage));
+        }
+        if !kind.finishes() {
+            let code = string_of(ResponseHead::of(response.error).code).or(string_of(event.code));
+            self.meta.update(|i| i.error_code = code);
         }
     }
 
@@ -346,8 +334,8 @@ impl Relay {
             };
             match read {
                 Ok(Ok(Some(chunk))) => {
-                    let complete = self.splitter.push(chunk);
-                    if self.splitter.pending_len() > self.max_event_bytes {
+                    let complete = self.framer.push(chunk);
+                    if self.framer.pending_len() > self.max_event_bytes {
                         // Never send half an event: whole events first, then the error.
                         if let Some(complete) = &complete {
                             self.observe(complete);
@@ -375,7 +363,7 @@ impl Relay {
                 }
                 Ok(Ok(None)) => {
                     self.done = true;
-                    let rest = self.splitter.take_pending();
+                    let rest = self.framer.take_pending();
                     if self.observed.terminal {
                         return (!rest.is_empty()).then_some(rest);
                     }
@@ -447,12 +435,7 @@ pub fn relay_stream(
     let drained = meta.register_drain();
     let relay = Relay {
         upstream,
-        splitter: EventSplitter::default(),
-        // The splitter bounds what is pending to `max_event_bytes` and the parser only gets
-        // whole events it released; its own bound keeps that true of the parser too (an
-        // event the splitter let through in the read that crossed the bound is relayed, not
-        // parsed).
-        parser: SseParser::new(max_event_bytes),
+        framer: EventFramer::default(),
         observed: Observed::default(),
         idle_timeout,
         max_event_bytes,
@@ -481,35 +464,6 @@ pub fn relay_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn split_all(chunks: &[&str]) -> Vec<String> {
-        let mut s = EventSplitter::default();
-        chunks
-            .iter()
-            .filter_map(|c| s.push(Bytes::from(c.to_string())))
-            .map(|b| String::from_utf8(b.to_vec()).unwrap())
-            .collect()
-    }
-
-    #[test]
-    fn splits_on_blank_lines_across_chunks() {
-        let out = split_all(&["data: a\n", "\ndata: b\n\nda", "ta: c\n", "\n"]);
-        // One chunk may complete several events; they leave together.
-        assert_eq!(out, ["data: a\n\ndata: b\n\n", "data: c\n\n"]);
-    }
-
-    #[test]
-    fn handles_crlf_split_between_chunks() {
-        let out = split_all(&["data: a\r\n\r", "\ndata: b\r\n\r\n"]);
-        assert_eq!(out.concat(), "data: a\r\n\r\ndata: b\r\n\r\n");
-        assert_eq!(out.len(), 2);
-    }
-
-    #[test]
-    fn comment_and_id_lines_stay_in_their_event() {
-        let out = split_all(&[":HTTP_STATUS/200\nid:1\nevent:x\ndata:{}\n\nid:2\n"]);
-        assert_eq!(out, [":HTTP_STATUS/200\nid:1\nevent:x\ndata:{}\n\n"]);
-    }
 
     #[test]
     fn reads_sequence_numbers() {

@@ -5,9 +5,9 @@
 
 use super::{FailoverReason, Limits, UpstreamBody, UpstreamError, UpstreamResponse, retry_after};
 use crate::error::ApiError;
-use crate::model_studio::errors::error_from_payload;
+use crate::model_studio::errors::{FailureProbe, error_from_payload};
 use crate::model_studio::events::EventKind;
-use crate::sse::{SseParser, event_json};
+use crate::sse::{self, EventFramer};
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode, header};
 use serde_json::Value;
@@ -107,10 +107,10 @@ pub async fn judge(response: UpstreamResponse, limits: Limits) -> Verdict {
         .is_none_or(|v| v.contains("json"));
     match buffer(response).await {
         Ok(r) => {
-            let probed = r
+            let may_fail = r
                 .body_peek()
-                .map(|bytes| serde_json::from_slice::<BodyProbe>(bytes));
-            if json_expected && let Some(Err(err)) = &probed {
+                .map(|bytes| FailureProbe::read(bytes).map(|probe| probe.may_fail()));
+            if json_expected && let Some(Err(err)) = &may_fail {
                 // A 200 whose JSON is cut off or garbled is a broken answer, not one to relay.
                 return Verdict::Broken(UpstreamError::Body {
                     region: r.region.to_string(),
@@ -120,12 +120,10 @@ pub async fn judge(response: UpstreamResponse, limits: Limits) -> Verdict {
             // The whole body becomes a `Value` only when it may report a failure: building
             // one for every plain answer was the biggest cost of a pass-through (callgrind).
             let mut r = r;
-            let failure = match (&probed, r.body_peek()) {
-                (Some(Ok(probe)), Some(bytes)) if probe.may_fail() => {
-                    serde_json::from_slice::<Value>(bytes)
-                        .ok()
-                        .and_then(|v| failure_of(&v))
-                }
+            let failure = match (&may_fail, r.body_peek()) {
+                (Some(Ok(true)), Some(bytes)) => serde_json::from_slice::<Value>(bytes)
+                    .ok()
+                    .and_then(|v| failure_of(&v)),
                 _ => None,
             };
             let failure = failure.map(|(failure, error)| {
@@ -144,37 +142,35 @@ pub async fn judge(response: UpstreamResponse, limits: Limits) -> Verdict {
     }
 }
 
-/// The top-level fields that tell whether a 200 body reports a failure; deserializing into
-/// it validates the JSON without building values for the rest.
-#[derive(serde::Deserialize)]
-struct BodyProbe {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    status: Option<String>,
-    error: Option<Value>,
-    response: Option<serde::de::IgnoredAny>,
-}
-
-impl BodyProbe {
-    /// Mirrors the shapes `error_from_payload` recognises.
-    fn may_fail(&self) -> bool {
-        self.status.as_deref() == Some("failed")
-            || self
-                .kind
-                .as_deref()
-                .map(EventKind::of)
-                .is_some_and(|k| matches!(k, EventKind::Error | EventKind::Failed))
-            || matches!(self.error, Some(Value::Object(_) | Value::String(_)))
-            || self.response.is_some()
-    }
-}
-
 /// Whether an event is still part of a stream's opening (no output yet).
 fn is_preamble(kind: &str) -> bool {
     matches!(
         EventKind::of(kind),
         EventKind::Created | EventKind::InProgress | EventKind::Queued
     )
+}
+
+/// What one event of a stream's opening decides: `None` to read on (a preamble event, or
+/// data that is not JSON), `Some(None)` to deliver (the first output event), or the failure
+/// it reports. Only an event that may report a failure is built into a `Value`.
+fn opening_verdict(data: &[u8]) -> Option<Option<(Failure, ApiError)>> {
+    if data.is_empty() || data == b"[DONE]" {
+        return None;
+    }
+    if let Ok(probe) = FailureProbe::read(data)
+        && !probe.may_fail()
+    {
+        return (!is_preamble(probe.kind())).then_some(None);
+    }
+    // May fail, or not readable as it is (invalid UTF-8 is read lossily).
+    let event = serde_json::from_slice::<Value>(data)
+        .or_else(|_| serde_json::from_str::<Value>(&String::from_utf8_lossy(data)))
+        .ok()?;
+    if let Some(failure) = failure_of(&event) {
+        return Some(Some(failure));
+    }
+    let kind = event.get("type").and_then(Value::as_str).unwrap_or("");
+    (!is_preamble(kind)).then_some(None)
 }
 
 /// Reads a 200 stream until its first output event, a failure, its end, or the hold bound;
@@ -186,7 +182,7 @@ async fn hold_until_output(mut response: UpstreamResponse, limits: Limits) -> Ve
     let until = Instant::now() + limits.hold_first_event;
     let mut held: Vec<Bytes> = Vec::new();
     let mut held_bytes = 0usize;
-    let mut parser = SseParser::new(limits.max_response_bytes);
+    let mut framer = EventFramer::default();
     loop {
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -204,25 +200,27 @@ async fn hold_until_output(mut response: UpstreamResponse, limits: Limits) -> Ve
             Ok(Ok(Some(chunk))) => chunk,
         };
         held_bytes += chunk.len();
-        let events = parser.push(chunk.clone());
+        let complete = framer.push(chunk.clone());
         held.push(chunk);
-        if parser.oversized_events() > 0 || held_bytes > limits.max_response_bytes {
+        if framer.pending_len() > limits.max_response_bytes
+            || held_bytes > limits.max_response_bytes
+        {
             // Holding is bounded in bytes as well as time: the reader it is handed to fails
             // the stream on its own bound.
             break;
         }
         let mut decided = None;
-        for event in events.iter().filter_map(event_json) {
-            let kind = event.get("type").and_then(Value::as_str).unwrap_or("");
-            if let Some((failure, error)) = failure_of(&event) {
+        for event in complete.iter().flat_map(|bytes| sse::events(bytes)) {
+            let Some(verdict) = opening_verdict(&sse::data_of(event)) else {
+                continue;
+            };
+            if let Some((failure, error)) = verdict {
                 response.failed_before_output = Some(error);
                 decided = Some(Some(failure));
-                break;
-            }
-            if !is_preamble(kind) {
+            } else {
                 decided = Some(None);
-                break;
             }
+            break;
         }
         match decided {
             None => continue,

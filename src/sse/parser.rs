@@ -1,21 +1,5 @@
-//! Incremental Server-Sent Events parsing: push bytes in as they pass by, get events out.
-//!
-//! The gateway must look inside upstream streams (response ids, usage, terminal events)
-//! while relaying the bytes untouched, so it needs a parser it can *push* chunks into.
-//! Parsing follows the SSE spec (Model Studio's `id:` lines, `:HTTP_STATUS/200` comments,
-//! `data:` with or without a space, lines and UTF-8 characters split across chunks), with
-//! three properties an upstream cannot talk it out of:
-//!
-//! - **Linear.** Only newly arrived bytes are scanned for line ends; earlier bytes of an
-//!   unfinished line are never looked at again, so one 16 MiB event pushed in 16 KiB chunks
-//!   costs what one 16 MiB chunk does. (The `eventsource-stream` adapter this replaces
-//!   rescanned its whole buffer on every chunk: seconds of CPU for one such event.)
-//! - **Lossy, never stuck.** A line that is not valid UTF-8 is decoded with U+FFFD in place
-//!   of the bad bytes, counted ([`SseParser::invalid_utf8_lines`]), and parsing goes on: one
-//!   bad byte must not hide the rest of a stream (its usage, its end) from the gateway.
-//! - **Bounded.** The event being assembled never holds more than the `max_event_bytes` the
-//!   caller passes; a bigger one is dropped whole (up to its blank line) and counted
-//!   ([`SseParser::oversized_events`]), so the caller can fail the stream clearly.
+//! The field parser: push bytes in, get decoded [`Event`]s out, with the three properties in
+//! the module docs above (linear, lossy, bounded).
 
 use bytes::Bytes;
 use std::borrow::Cow;
@@ -269,11 +253,15 @@ impl SseParser {
 
     /// `bytes` as text, U+FFFD in place of invalid UTF-8 (counted).
     fn decode<'a>(&mut self, bytes: &'a [u8]) -> Cow<'a, str> {
-        let text = String::from_utf8_lossy(bytes);
-        if matches!(text, Cow::Owned(_)) {
-            self.invalid_utf8 += 1;
+        // Validating first is the fast path (ASCII is checked a word at a time); the lossy
+        // decoder walks byte by byte, so it only runs on a line that needs it.
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => {
+                self.invalid_utf8 += 1;
+                String::from_utf8_lossy(bytes)
+            }
         }
-        text
     }
 
     /// Emits the assembled event if it has data (an event without data is none, per spec).
