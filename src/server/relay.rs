@@ -29,7 +29,9 @@ use tokio_util::sync::CancellationToken;
 struct Observed {
     response_id: Option<String>,
     terminal: bool,
-    last_sequence: Option<u64>,
+    /// The last whole events relayed (a cheap `Bytes` handle): an error event the gateway
+    /// writes after them continues their `sequence_number`s.
+    last_events: Option<Bytes>,
     /// Delta events seen (about a token each), for a usage estimate when the stream ends
     /// without the upstream's count.
     deltas: u64,
@@ -233,9 +235,10 @@ impl Relay {
                 self.observe_lifecycle(&sse::data_of(event));
             }
         }
-        // The last event's, read in the raw bytes: events are never parsed for it.
-        if let Some(seq) = sequence_number(complete) {
-            self.observed.last_sequence = Some(seq);
+        // Their sequence number is read only if the gateway must write an event after them
+        // (a batch without JSON, e.g. a keep-alive comment, has none and is not kept).
+        if memchr::memchr(b'{', complete).is_some() {
+            self.observed.last_events = Some(complete.clone());
         }
     }
 
@@ -301,7 +304,12 @@ impl Relay {
     fn error_frame(&mut self, code: &str, message: String) -> Bytes {
         self.done = true;
         self.meta.update(|i| i.error_code = Some(code.to_owned()));
-        let sequence = self.observed.last_sequence.map_or(0, |s| s + 1);
+        let sequence = self
+            .observed
+            .last_events
+            .as_deref()
+            .and_then(sequence_number)
+            .map_or(0, |s| s + 1);
         let data = json!({
             "type": "error",
             "code": code,

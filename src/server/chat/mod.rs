@@ -212,7 +212,16 @@ enum ChoiceItem {
 }
 
 fn frame(json: &Value) -> Bytes {
-    Bytes::from(format!("data: {json}\n\n"))
+    // Straight into bytes: `format!` goes through `Display`, a formatter call per token.
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"data: ");
+    if serde_json::to_writer(&mut out, json).is_err() {
+        // Writing a `Value` to memory cannot fail; an empty object keeps the frame valid.
+        out.truncate(6);
+        out.extend_from_slice(b"{}");
+    }
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
 }
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
