@@ -128,9 +128,14 @@ pub async fn asset(Path(file): Path<String>) -> Response {
     }
 }
 
-/// A form post from another origin (a browser says so in `Origin`) is refused: sign-in is
-/// for the page this gateway served. Clients without `Origin` (curl) are not browsers.
+/// A form post from another site is refused: sign-in is for the page this gateway served.
+/// Browsers say where a request comes from in `Sec-Fetch-Site` (kept under the page's
+/// `no-referrer` policy, which turns `Origin` into `null`); older ones in `Origin`. Clients
+/// sending neither (curl) are not browsers.
 fn same_origin(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return matches!(site.as_bytes(), b"same-origin" | b"none");
+    }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };
@@ -317,6 +322,10 @@ mod tests {
         );
         assert!(!same_origin(&headers));
         headers.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        assert!(!same_origin(&headers));
+        headers.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(same_origin(&headers));
+        headers.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
         assert!(!same_origin(&headers));
     }
 
