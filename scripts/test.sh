@@ -37,6 +37,14 @@ if [ -f tests/clients/node/package.json ]; then
     node --test --test-reporter=spec
   )
 fi
+echo "== Dashboard in a browser (tests/dashboard: playwright-core driving /usr/bin/chromium)"
+(
+  cd tests/dashboard
+  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
+  node --test --test-reporter=spec
+)
 echo "== Rust clients (async-openai, tests/clients/rust)"
 cargo test --locked --manifest-path tests/clients/rust/Cargo.toml --target-dir target/clients
 

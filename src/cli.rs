@@ -385,9 +385,15 @@ fn run_serve(path: Option<PathBuf>, log_format: Option<LogFormatArg>) -> ExitCod
             .map(|(secret, _)| secret);
         warn_about_auth(&settings, &store, admin_token.as_ref()).await;
         crate::telemetry::install();
+        let session_secret =
+            crate::config::secret_from_env(&settings.admin.session_secret_env, env_lookup)
+                .map_err(|e| e.to_string())?
+                .map(|(secret, _)| secret);
         let state = AppState::new(settings, resolution.usable, store)
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?
-            .with_admin_token(admin_token);
+            .map_err(|e| e.to_string())?
+            .with_admin_token(admin_token)
+            .with_session_secret(session_secret)
+            .map_err(|e| e.to_string())?;
         state
             .conversations
             .spawn_purger(std::time::Duration::from_secs(600));

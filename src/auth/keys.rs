@@ -51,6 +51,13 @@ impl std::fmt::Debug for RawKey {
     }
 }
 
+/// `N` bytes from the OS random source (session ids and signing keys).
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], RandomError> {
+    let mut buf = [0u8; N];
+    getrandom::fill(&mut buf).map_err(RandomError)?;
+    Ok(buf)
+}
+
 /// `n` characters drawn uniformly from base62 (rejection sampling: bytes ≥ 248 are redrawn,
 /// so no character is likelier than another).
 fn random_base62(n: usize) -> Result<String, RandomError> {

@@ -297,17 +297,23 @@ impl Auth {
 
     /// Whether these headers carry the admin token.
     pub fn check_admin(&self, path: &str, headers: &HeaderMap) -> Result<(), AuthError> {
-        let Some(expected) = &self.admin_token else {
-            return Err(AuthError::AdminDisabled {
-                path: path.to_owned(),
-            });
-        };
         let presented = headers
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim());
+        self.check_admin_token(path, presented)
+    }
+
+    /// Whether `presented` (a bearer token, or the dashboard's sign-in form field) is the
+    /// admin token.
+    pub fn check_admin_token(&self, path: &str, presented: Option<&str>) -> Result<(), AuthError> {
+        let Some(expected) = &self.admin_token else {
+            return Err(AuthError::AdminDisabled {
+                path: path.to_owned(),
+            });
+        };
         match presented {
             Some(token) if keys::secrets_match(token, expected.expose()) => Ok(()),
             _ => Err(AuthError::AdminUnauthorized),
@@ -326,6 +332,29 @@ impl Auth {
         now: Instant,
     ) -> Result<(), AuthError> {
         let checked = self.check_admin(path, headers);
+        self.throttled(path, checked, peer, now)
+    }
+
+    /// [`Auth::admit_admin`] for a token sent in a form (the dashboard's sign-in): the same
+    /// throttle, the same per-address count.
+    pub fn admit_admin_token(
+        &self,
+        path: &str,
+        presented: Option<&str>,
+        peer: Option<IpAddr>,
+        now: Instant,
+    ) -> Result<(), AuthError> {
+        let checked = self.check_admin_token(path, presented);
+        self.throttled(path, checked, peer, now)
+    }
+
+    fn throttled(
+        &self,
+        path: &str,
+        checked: Result<(), AuthError>,
+        peer: Option<IpAddr>,
+        now: Instant,
+    ) -> Result<(), AuthError> {
         if let Err(AuthError::AdminDisabled { .. }) = checked {
             return checked;
         }

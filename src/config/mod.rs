@@ -47,6 +47,8 @@ pub struct Settings {
     #[serde(default)]
     pub responses: ResponsesConfig,
     pub auth: AuthConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
     pub store: StoreConfig,
     pub log: LogConfig,
 }
@@ -185,6 +187,33 @@ pub struct AuthConfig {
     /// revocation takes to reach this gateway (at most 1s).
     #[serde(default = "default_key_cache_ttl", with = "humantime_serde")]
     pub key_cache_ttl: Duration,
+}
+
+/// The `/admin/` dashboard's sign-in session (the admin token itself is `auth.admin_token_env`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AdminConfig {
+    /// How long a dashboard session lasts after sign-in (the cookie's `Max-Age`).
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
+    /// Marks the session cookie `Secure`: set it when the gateway is reached over HTTPS (a
+    /// TLS-terminating proxy in front); the gateway itself serves plain HTTP, so it cannot
+    /// tell.
+    pub secure_cookies: bool,
+    /// The environment variable (or `<VAR>_FILE`) holding the key that signs session
+    /// cookies; unset: a random key per process, so sessions end at restart and are valid
+    /// on this replica only.
+    pub session_secret_env: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            session_ttl: Duration::from_secs(12 * 3600),
+            secure_cookies: false,
+            session_secret_env: "QWEN_GATEWAY_ADMIN_SESSION_SECRET".to_owned(),
+        }
+    }
 }
 
 fn default_admin_token_env() -> String {
@@ -368,6 +397,11 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if self.admin.session_ttl < Duration::from_secs(1) {
+            return Err(ConfigError::Invalid(
+                "admin.session_ttl must be at least 1s".into(),
+            ));
+        }
         if self.upstream.regions.is_empty() {
             return Err(ConfigError::Invalid("upstream.regions is empty".into()));
         }

@@ -6,6 +6,7 @@
 //! - `GET /admin/keys?limit=&after=` → `{"object":"list","data":[...],"first_id","last_id",
 //!   "has_more"}` (never hashes), in pages: `limit` 1 to 1000 (default 100), `after` the
 //!   previous page's `last_id`.
+//! - `GET /admin/keys/{id_or_name}` → one key (id tried first, then name).
 //! - `DELETE /admin/keys/{id_or_name}` → the revoked key.
 //! - `GET /admin/usage?since=YYYY-MM-DD&limit=&after=` → the ledger with key names, paged
 //!   the same way (`after`: an opaque cursor, the previous page's `last_id`).
@@ -96,6 +97,16 @@ pub async fn list_keys(
         .await
         .map_err(logged("list_keys"))?;
     Ok(Json(page).into_response())
+}
+
+pub async fn get_key(
+    State(state): State<AppState>,
+    Path(id_or_name): Path<String>,
+) -> Result<Response, ApiError> {
+    let view = admin::get_key(state.auth.store(), &id_or_name)
+        .await
+        .map_err(logged("get_key"))?;
+    Ok(Json(view).into_response())
 }
 
 pub async fn revoke_key(

@@ -7,10 +7,12 @@ use crate::auth::{Auth, AuthError, ClientKey, limits};
 use crate::config::AuthMode;
 use crate::error::ApiError;
 use crate::request_context::RequestMeta;
+use crate::server::dashboard::{self, session::Sessions};
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
+use http::{Method, StatusCode};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -127,25 +129,91 @@ pub async fn require_key(State(auth): State<Arc<Auth>>, mut req: Request, next: 
     response
 }
 
-/// Middleware for `/admin/*`: 404 when no admin token is configured, 401 without the right
-/// one, 429 from an address with too many failed attempts ([`Auth::admit_admin`]). The
-/// address is the connection's ([`super::serve`] leaves it in the extensions).
-/// Other paths pass untouched.
-pub async fn require_admin(State(auth): State<Arc<Auth>>, req: Request, next: Next) -> Response {
+/// What [`require_admin`] checks `/admin` requests against: the admin token and the
+/// dashboard's session cookies.
+#[derive(Debug, Clone)]
+pub struct AdminGate {
+    pub auth: Arc<Auth>,
+    pub sessions: Arc<Sessions>,
+}
+
+/// Middleware for `/admin/*`: 404 when no admin token is configured; otherwise the request
+/// must carry the right bearer token (else 401, and 429 from an address with too many failed
+/// attempts: [`Auth::admit_admin`]; the address is the connection's, which [`super::serve`]
+/// leaves in the extensions), or, without an `Authorization` header, a valid dashboard
+/// session cookie (else 401) and on `POST`/`DELETE` the session's CSRF token (else 403).
+/// The dashboard's public paths ([`dashboard::is_public`]) need neither. Every answer
+/// gets the dashboard's security headers ([`dashboard::harden`]). Other paths pass untouched.
+pub async fn require_admin(
+    State(gate): State<AdminGate>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let path = req.uri().path();
     if !is_admin_path(path) {
         return next.run(req).await;
     }
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip());
-    match auth.admit_admin(path, req.headers(), peer, Instant::now()) {
-        Ok(()) => next.run(req).await,
-        Err(err @ AuthError::AdminDisabled { .. }) => ApiError::from(err).into_response(),
-        Err(err @ AuthError::AdminThrottled { .. }) => refuse("admin_throttled", err),
-        Err(err) => refuse("admin", err),
+    let auth = &gate.auth;
+    if !auth.admin_enabled() {
+        let err = AuthError::AdminDisabled {
+            path: path.to_owned(),
+        };
+        return ApiError::from(err).into_response();
     }
+    let by_cookie = !req.headers().contains_key(http::header::AUTHORIZATION)
+        && Sessions::presented(req.headers());
+    let admitted = if dashboard::is_public(path) {
+        Ok(())
+    } else if by_cookie {
+        match gate
+            .sessions
+            .verify(req.headers(), crate::calendar::now_secs())
+        {
+            None => Err(session_refused(
+                StatusCode::UNAUTHORIZED,
+                "invalid_admin_session",
+                "The dashboard session is invalid, expired or signed out: sign in again at /admin/.",
+            )),
+            Some(session) => {
+                let safe = matches!(*req.method(), Method::GET | Method::HEAD);
+                if safe || gate.sessions.csrf_ok(&session, req.headers()) {
+                    req.extensions_mut().insert(session);
+                    Ok(())
+                } else {
+                    Err(session_refused(
+                        StatusCode::FORBIDDEN,
+                        "csrf_token_invalid",
+                        "Missing or wrong x-csrf-token header: a POST or DELETE signed in by cookie must carry the page's CSRF token.",
+                    ))
+                }
+            }
+        }
+    } else {
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip());
+        match auth.admit_admin(path, req.headers(), peer, Instant::now()) {
+            Ok(()) => Ok(()),
+            Err(err @ AuthError::AdminThrottled { .. }) => Err(refuse("admin_throttled", err)),
+            Err(err) => Err(refuse("admin", err)),
+        }
+    };
+    let mut response = match admitted {
+        Ok(()) => next.run(req).await,
+        Err(response) => response,
+    };
+    dashboard::harden(response.headers_mut());
+    response
+}
+
+/// A refused dashboard session; not counted by the admin throttle (a cookie cannot be
+/// guessed, and an expired one would otherwise lock its owner out of signing in again).
+fn session_refused(status: StatusCode, code: &'static str, message: &str) -> Response {
+    metrics::counter!("qwen_gateway_auth_refusals_total", "reason" => "admin_session").increment(1);
+    ApiError::new(status, crate::error::kind::INVALID_REQUEST, message)
+        .with_code(code)
+        .into_response()
 }
 
 #[cfg(test)]

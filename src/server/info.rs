@@ -33,7 +33,19 @@ pub async fn healthz() -> Response {
 /// 200 when at least one region can take traffic now, with each region's breaker and keys
 /// (variable names only) so an operator sees why a region is skipped.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let regions: Vec<_> = state
+    let (ready, regions) = readiness(&state);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(json!({ "ready": ready, "regions": regions }))).into_response()
+}
+
+/// Whether any region can take traffic, and each region's state as `/readyz` shows it (also
+/// the dashboard's status page).
+pub fn readiness(state: &AppState) -> (bool, Vec<serde_json::Value>) {
+    let regions = state
         .upstream
         .regions()
         .iter()
@@ -47,12 +59,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         })
         .collect();
     let ready = state.upstream.regions().iter().any(|r| r.is_available());
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(json!({ "ready": ready, "regions": regions }))).into_response()
+    (ready, regions)
 }
 
 /// Prometheus text exposition (see [`crate::telemetry`] for the metric names).

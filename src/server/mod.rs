@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod body;
 mod chat;
+pub mod dashboard;
 pub mod headers;
 mod info;
 mod model;
@@ -21,7 +22,7 @@ use crate::store::Store;
 use crate::upstream;
 use axum::Router;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use http::HeaderName;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +45,17 @@ pub struct AppState {
     pub grace_over: CancellationToken,
     /// `upstream.forward_headers`, parsed once.
     pub forward_headers: Arc<headers::ForwardHeaders>,
+    /// The `/admin/` dashboard's session cookies.
+    pub sessions: Arc<dashboard::session::Sessions>,
+}
+
+/// Why [`AppState::new`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("cannot make the dashboard's session key: {0}")]
+    Random(#[from] crate::auth::keys::RandomError),
 }
 
 impl AppState {
@@ -51,8 +63,9 @@ impl AppState {
         settings: Settings,
         regions: Vec<ResolvedRegion>,
         store: Store,
-    ) -> Result<Self, reqwest::Error> {
+    ) -> Result<Self, StateError> {
         let upstream = upstream::Router::new(&settings, regions)?;
+        let sessions = dashboard::session::Sessions::new(&settings.admin, None)?;
         let s = &settings.store;
         let auth = Auth::new(&settings.auth, store.clone());
         let ledger = Ledger::new(store.clone(), settings.auth.mode == AuthMode::None);
@@ -69,7 +82,22 @@ impl AppState {
             upstream: Arc::new(upstream),
             settings: Arc::new(settings),
             grace_over: CancellationToken::new(),
+            sessions: Arc::new(sessions),
         })
+    }
+
+    /// Signs dashboard sessions with this key (`admin.session_secret_env`) instead of a
+    /// random one, so replicas sharing it accept each other's sessions. `None`: unchanged.
+    pub fn with_session_secret(mut self, secret: Option<Secret>) -> Result<Self, StateError> {
+        if let Some(secret) = secret {
+            self.upstream
+                .also_scrub("admin session secret", secret.expose());
+            self.sessions = Arc::new(dashboard::session::Sessions::new(
+                &self.settings.admin,
+                Some(&secret),
+            )?);
+        }
+        Ok(self)
     }
 
     /// Turns the `/admin` API on with this bearer token (`None` or empty: it answers 404).
@@ -106,8 +134,18 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(info::readyz))
         .route("/metrics", get(info::metrics))
         .route("/admin/keys", get(admin::list_keys).post(admin::create_key))
-        .route("/admin/keys/{id_or_name}", delete(admin::revoke_key))
+        .route(
+            "/admin/keys/{id_or_name}",
+            get(admin::get_key).delete(admin::revoke_key),
+        )
         .route("/admin/usage", get(admin::usage))
+        .route("/admin", get(dashboard::to_index))
+        .route("/admin/", get(dashboard::index))
+        .route("/admin/assets/{file}", get(dashboard::asset))
+        .route("/admin/login", post(dashboard::login))
+        .route("/admin/logout", post(dashboard::logout))
+        .route("/admin/usage.csv", get(dashboard::usage_csv))
+        .route("/admin/status", get(dashboard::status))
         // The admin sees every tenant's responses (no owner check: no team key here).
         .route(
             "/admin/responses/{id}",
@@ -136,7 +174,13 @@ pub fn router(state: AppState) -> Router {
                 state.ledger.clone(),
                 access_log::access_log,
             ))
-            .layer(from_fn_with_state(state.auth.clone(), auth::require_admin))
+            .layer(from_fn_with_state(
+                auth::AdminGate {
+                    auth: state.auth.clone(),
+                    sessions: state.sessions.clone(),
+                },
+                auth::require_admin,
+            ))
             .layer(from_fn_with_state(state.auth.clone(), auth::require_key))
             .layer(from_fn_with_state(grace_over, answer_until_grace_over)),
     );

@@ -349,6 +349,18 @@ pub async fn list_keys(store: &Store) -> Result<Vec<KeyView>, AuthError> {
         .collect())
 }
 
+/// The key with this id (tried first) or name, as lists show it.
+pub async fn get_key(store: &Store, id_or_name: &str) -> Result<KeyView, AuthError> {
+    let record = match store.key_by_id(id_or_name).await? {
+        Some(record) => record,
+        None => store
+            .key_by_name(id_or_name)
+            .await?
+            .ok_or_else(|| AuthError::KeyNotFound(id_or_name.to_owned()))?,
+    };
+    Ok(KeyView::of(&record, calendar::now_secs()))
+}
+
 /// Revokes the key with this id (tried first) or name and returns it as it now stands.
 /// Two indexed lookups at most, never a listing: a gateway may hold 100,000 keys.
 pub async fn revoke_key(store: &Store, id_or_name: &str) -> Result<KeyView, AuthError> {
@@ -440,7 +452,7 @@ async fn named_lines(store: &Store, rows: Vec<UsageRow>) -> Result<Vec<UsageLine
 mod render;
 
 use render::key_label;
-pub use render::{keys_table, usage_csv, usage_table};
+pub use render::{keys_table, usage_csv, usage_csv_for_spreadsheets, usage_table};
 
 #[cfg(test)]
 mod tests;

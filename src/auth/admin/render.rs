@@ -136,23 +136,55 @@ fn csv_field(v: &str) -> String {
     }
 }
 
+/// A CSV field a spreadsheet will not run: text starting with `=`, `+`, `-`, `@`, a tab or
+/// a carriage return (what spreadsheets take for a formula) gets a leading `'`, then the
+/// field is quoted as [`csv_field`] does.
+fn spreadsheet_field(v: &str) -> String {
+    if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        csv_field(&format!("'{v}"))
+    } else {
+        csv_field(v)
+    }
+}
+
 /// The ledger as CSV with a header line.
 pub fn usage_csv(lines: &[UsageLine]) -> String {
+    csv_with(lines, csv_field)
+}
+
+/// [`usage_csv`] for a download a spreadsheet opens (the dashboard's `usage.csv`): text
+/// cells that look like formulas are defused (see [`spreadsheet_field`]).
+pub fn usage_csv_for_spreadsheets(lines: &[UsageLine]) -> String {
+    csv_with(lines, spreadsheet_field)
+}
+
+fn csv_with(lines: &[UsageLine], field: fn(&str) -> String) -> String {
     let mut out = USAGE_COLUMNS.join(",");
     out.push('\n');
     for l in lines {
         let mut fields = vec![
-            csv_field(&l.day),
-            csv_field(&l.key_id),
-            csv_field(l.key_name.as_deref().unwrap_or("")),
-            csv_field(&l.model),
-            csv_field(&l.region),
+            field(&l.day),
+            field(&l.key_id),
+            field(l.key_name.as_deref().unwrap_or("")),
+            field(&l.model),
+            field(&l.region),
         ];
         fields.extend(numbers(l).iter().map(u64::to_string));
         out.push_str(&fields.join(","));
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+#[test]
+fn spreadsheet_fields_are_defused_and_quoted() {
+    assert_eq!(spreadsheet_field("=cmd"), "'=cmd");
+    assert_eq!(spreadsheet_field("-1+2"), "'-1+2");
+    assert_eq!(spreadsheet_field("@x,y"), "\"'@x,y\"");
+    assert_eq!(spreadsheet_field("\tx"), "'\tx");
+    assert_eq!(spreadsheet_field("a\"b"), "\"a\"\"b\"");
+    assert_eq!(spreadsheet_field("qwen-plus"), "qwen-plus");
 }
 
 /// Keys as a table.
