@@ -310,3 +310,122 @@ async fn two_replicas_share_revocations_affinity_and_rate_limits() {
     ));
     drop((a, b));
 }
+
+/// Signs in to a replica's dashboard: the session cookie pair and the page's CSRF token.
+async fn dashboard_session(gw: &Replica) -> (String, String) {
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let res = c
+        .post(gw.url("/admin/login"))
+        .form(&[("token", ADMIN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "signed in");
+    let cookie = res.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let page = c
+        .get(gw.url("/admin/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let start = page
+        .find("name=\"csrf-token\" content=\"")
+        .expect("csrf meta")
+        + 27;
+    (cookie, page[start..start + 64].to_owned())
+}
+
+/// The dashboard shows the same data on both replicas: a key created through A's page
+/// (cookie and CSRF token) is listed by B's, works through B, and the usage B booked is in
+/// the CSV of both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_the_same_data_on_both_replicas() {
+    let Some((url, _server)) = redis().await else {
+        return;
+    };
+    let mock = start_mock().await;
+    let toml = config_toml(
+        &[mock.base_url()],
+        "[auth]\nmode = \"keys\"\n[server]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .replace("url = \"memory\"", &format!("url = \"{url}\""));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dashboard.toml");
+    std::fs::write(&config, toml).unwrap();
+    let a = Replica::start(&config);
+    let b = Replica::start(&config);
+    let (cookie_a, csrf_a) = dashboard_session(&a).await;
+    let (cookie_b, _) = dashboard_session(&b).await;
+    let name = format!("dash-shared-{}", std::process::id());
+
+    let res = client()
+        .post(a.url("/admin/keys"))
+        .header("cookie", &cookie_a)
+        .header("x-csrf-token", &csrf_a)
+        .json(&json!({"name": name}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "created through A's page");
+    let key = res.json::<Value>().await.unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let listed: Value = client()
+        .get(b.url(&format!("/admin/keys/{name}")))
+        .header("cookie", &cookie_b)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["name"], name, "B's page sees A's key: {listed}");
+    assert_eq!(ask(&b, &key).await.status(), 200, "the key works through B");
+
+    // Usage is booked after the answer: wait (bounded) until both CSVs show the row.
+    let csv_of = |gw: &Replica, cookie: &str| {
+        let (url, cookie) = (gw.url("/admin/usage.csv"), cookie.to_owned());
+        async move {
+            client()
+                .get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let row = loop {
+        let csv = csv_of(&b, &cookie_b).await;
+        if let Some(row) = csv.lines().find(|l| l.contains(&name)) {
+            break row.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B's CSV never showed the key: {csv}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(row.contains(MODEL), "{row}");
+    let csv_a = csv_of(&a, &cookie_a).await;
+    assert!(
+        csv_a.lines().any(|l| l == row),
+        "A's CSV has B's row {row:?}: {csv_a}"
+    );
+    say(&format!(
+        "ok dashboard: key created on A, used on B, same CSV row on both: {row}"
+    ));
+}
