@@ -150,6 +150,33 @@ test("sign in, create a key, use it, see its usage and CSV, revoke it, sign out"
   await context.close();
 });
 
+test("a narrow screen and the keyboard alone", { timeout: 60000 }, async () => {
+  const context = await browser.newContext({ viewport: { width: 375, height: 740 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15000);
+  await page.goto(`${base}/admin/`);
+  // The token field has the focus: type and press Enter, no mouse.
+  await page.keyboard.type(ADMIN);
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: "Keys" }).waitFor();
+  const overflow = () => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok((await overflow()) <= 1, "no sideways scrolling on Keys");
+  // Tab (bounded) to the Usage link, follow it with Enter.
+  let reached = false;
+  for (let i = 0; i < 30 && !reached; i++) {
+    await page.keyboard.press("Tab");
+    reached = await page.evaluate(() => document.activeElement?.textContent?.trim() === "Usage");
+  }
+  assert.ok(reached, "the Usage link is reachable with Tab");
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: "Usage" }).waitFor();
+  assert.ok((await overflow()) <= 1, "no sideways scrolling on Usage");
+  await page.goto(`${base}/admin/#status`);
+  await page.getByRole("heading", { name: "Status" }).waitFor();
+  assert.ok((await overflow()) <= 1, "no sideways scrolling on Status");
+  await context.close();
+});
+
 test("wrong tokens are throttled", { timeout: 30000 }, async () => {
   const post = (token) =>
     fetch(`${base}/admin/login`, {
