@@ -2,7 +2,8 @@
 # Runs every test of qwen-gateway: Rust unit and integration tests (gateway + mock Model Studio
 # on loopback ports), then the real-client suites against the real binaries: Python (openai,
 # LangChain, LlamaIndex, OpenAI Agents SDK, pydantic-ai, instructor), Node (openai, LangChain
-# JS, Vercel AI SDK, Codex CLI) and Rust (async-openai). Installs the client packages locally
+# JS, Vercel AI SDK, Codex CLI), the dashboard in Chromium (tests/dashboard, playwright-core)
+# and Rust (async-openai). Installs the client packages locally
 # (.venv/, tests/clients/node/node_modules/, target/clients/) on first use. Ends with a 45-second soak
 # (scripts/soak.sh; run it alone with --minutes N for a long one).
 set -euo pipefail
