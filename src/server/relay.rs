@@ -27,7 +27,6 @@ use tokio_util::sync::CancellationToken;
 /// What the relay learnt from the events it passed on.
 #[derive(Debug, Default)]
 struct Observed {
-    response_id: Option<String>,
     terminal: bool,
     /// The last whole events relayed (a cheap `Bytes` handle): an error event the gateway
     /// writes after them continues their `sequence_number`s.
@@ -263,7 +262,6 @@ impl Relay {
             if let (Some(recorder), Some(id)) = (self.recorder.as_mut(), id.as_deref()) {
                 recorder.on_id(id);
             }
-            self.observed.response_id = id;
             return;
         }
         if !kind.ends_stream() {
