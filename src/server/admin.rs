@@ -58,33 +58,43 @@ struct ListQuery {
 }
 
 impl ListQuery {
-    /// Unknown parameters are ignored, as OpenAI's list endpoints do; a repeated one is
-    /// refused rather than guessed at. An empty `after` is the first page.
+    /// An empty `after` is the first page.
     fn parse(
         query: Result<Query<Vec<(String, String)>>, QueryRejection>,
     ) -> Result<Self, AuthError> {
-        let Query(pairs) = query.map_err(|e| {
-            AuthError::InvalidRequest(format!("Invalid query string: {}", e.body_text()))
-        })?;
-        let mut parsed = ListQuery::default();
-        for (name, value) in pairs {
-            let (slot, param) = match name.as_str() {
-                "limit" => (&mut parsed.limit, "limit"),
-                "after" => (&mut parsed.after, "after"),
-                "since" => (&mut parsed.since, "since"),
-                _ => continue,
-            };
-            if slot.is_some() {
-                return Err(AuthError::InvalidParam {
-                    param,
-                    message: format!("'{param}' may be given only once."),
-                });
-            }
-            *slot = Some(value);
-        }
-        parsed.after = parsed.after.filter(|a| !a.is_empty());
-        Ok(parsed)
+        let [limit, after, since] = query_params(query, ["limit", "after", "since"])?;
+        Ok(ListQuery {
+            limit,
+            after: after.filter(|a| !a.is_empty()),
+            since,
+        })
     }
+}
+
+/// The values of the query parameters `names`, in that order. Unknown parameters are
+/// ignored, as OpenAI's list endpoints do; a repeated one is refused rather than guessed at.
+pub(super) fn query_params<const N: usize>(
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    names: [&'static str; N],
+) -> Result<[Option<String>; N], AuthError> {
+    let Query(pairs) = query.map_err(|e| {
+        AuthError::InvalidRequest(format!("Invalid query string: {}", e.body_text()))
+    })?;
+    let mut values: [Option<String>; N] = std::array::from_fn(|_| None);
+    for (name, value) in pairs {
+        let Some(at) = names.iter().position(|n| *n == name) else {
+            continue;
+        };
+        if values[at].is_some() {
+            let param = names[at];
+            return Err(AuthError::InvalidParam {
+                param,
+                message: format!("'{param}' may be given only once."),
+            });
+        }
+        values[at] = Some(value);
+    }
+    Ok(values)
 }
 
 pub async fn list_keys(

@@ -230,34 +230,15 @@ pub async fn logout(
     response
 }
 
-/// The `usage.csv` query: `from`/`to` days (inclusive; `from` also takes `today` or `7d`),
-/// and `key`, one key id.
-#[derive(Debug, Default)]
-struct CsvQuery {
-    from: Option<String>,
-    to: Option<String>,
-    key: Option<String>,
-}
-
 /// `GET /admin/usage.csv?from=&to=&key=`: the ledger as a spreadsheet-safe CSV download.
 pub async fn usage_csv(
     State(state): State<AppState>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(pairs) = query.map_err(|e| {
-        AuthError::InvalidRequest(format!("Invalid query string: {}", e.body_text()))
-    })?;
-    let mut q = CsvQuery::default();
-    for (name, value) in pairs {
-        let slot = match name.as_str() {
-            "from" => &mut q.from,
-            "to" => &mut q.to,
-            "key" => &mut q.key,
-            _ => continue,
-        };
-        *slot = Some(value).filter(|v| !v.is_empty());
-    }
-    let to = match q.to.as_deref() {
+    // `from`/`to`: days (inclusive; `from` also takes `today` or `7d`); `key`: one key id.
+    let [from, to, key] = super::admin::query_params(query, ["from", "to", "key"])?
+        .map(|value| value.filter(|v| !v.is_empty()));
+    let to = match to.as_deref() {
         None => None,
         Some(day) => Some(
             calendar::parse_day(day).ok_or_else(|| AuthError::InvalidParam {
@@ -266,18 +247,17 @@ pub async fn usage_csv(
             })?,
         ),
     };
-    let lines = admin::usage(state.auth.store(), q.from.as_deref())
+    let lines = admin::usage(state.auth.store(), from.as_deref())
         .await
         .inspect_err(|err| tracing::warn!(error = %err, "usage.csv failed"))?;
     let lines: Vec<admin::UsageLine> = lines
         .into_iter()
         .filter(|l| to.as_deref().is_none_or(|to| l.day.as_str() <= to))
-        .filter(|l| q.key.as_deref().is_none_or(|key| l.key_id == key))
+        .filter(|l| key.as_deref().is_none_or(|key| l.key_id == key))
         .collect();
     let name = format!(
         "attachment; filename=\"usage-{}-{}.csv\"",
-        q.from
-            .as_deref()
+        from.as_deref()
             .and_then(calendar::since_day)
             .unwrap_or_else(|| "all".into()),
         to.unwrap_or_else(|| "today".into())
