@@ -3,80 +3,21 @@
 // admin token) on loopback. Bounded timeouts everywhere; no network beyond 127.0.0.1.
 import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { chromium } from "playwright-core";
+import { startStack, MODEL } from "./stack.mjs";
 
-const root = resolve(import.meta.dirname, "../..");
-const target = join(process.env.CARGO_TARGET_DIR ?? join(root, "target"), "debug");
 const ADMIN = "dashboard-browser-admin-token-7d21";
-const MODEL = "qwen3-max-2026-01-23";
-const children = [];
-let base, browser, dir;
-
-function waitFor(child, pattern, timeoutMs = 15000) {
-  return new Promise((ok, fail) => {
-    let text = "";
-    const timer = setTimeout(() => fail(new Error(`timed out waiting for ${pattern}:\n${text}`)), timeoutMs);
-    const onData = (chunk) => {
-      text += chunk.toString();
-      const m = text.match(pattern);
-      if (m) {
-        clearTimeout(timer);
-        ok(m[1]);
-      }
-    };
-    child.stdout.on("data", onData);
-    child.stderr.on("data", onData);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      fail(new Error(`${child.spawnfile} exited with ${code}:\n${text}`));
-    });
-  });
-}
+let stack, base, browser;
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), "qg-dash-"));
-  const mock = spawn(join(target, "mock-model-studio"), ["--listen", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "pipe"] });
-  children.push(mock);
-  const mockUrl = await waitFor(mock, /listening on (http:\/\/\S+)/);
-  const config = join(dir, "gateway.toml");
-  writeFileSync(
-    config,
-    `[server]\nlisten = "127.0.0.1:0"\n[upstream]\nregions = ["local"]\n` +
-      `[regions.local]\nbase_url = "${mockUrl}"\napi_key_env = ["DASH_TEST_UPSTREAM_KEY"]\n` +
-      `[auth]\nmode = "keys"\n[store]\nurl = "sqlite://${join(dir, "gw.db")}"\n`,
-  );
-  const env = { ...process.env, DASH_TEST_UPSTREAM_KEY: "sk-dash-upstream", QWEN_GATEWAY_ADMIN_TOKEN: ADMIN, RUST_LOG: "warn,qwen_gateway=info" };
-  const gateway = spawn(join(target, "qwen-gateway"), ["serve", "--config", config], { env, stdio: ["ignore", "pipe", "pipe"] });
-  children.push(gateway);
-  const addr = await waitFor(gateway, /listening on http:\/\/(\S+?)\/v1/);
-  base = `http://${addr}`;
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    headless: true,
-    timeout: 30000,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--disable-default-apps"],
-    // launch() gives every run a fresh temporary --user-data-dir of its own.
-  });
+  stack = await startStack(ADMIN);
+  ({ base, browser } = stack);
 });
 
 after(async () => {
-  await browser?.close().catch(() => {});
-  for (const c of children) c.kill("SIGTERM");
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await stack?.stop();
 });
 
-const chat = (key) =>
-  fetch(`${base}/v1/chat/completions`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-    body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "hi" }] }),
-    signal: AbortSignal.timeout(20000),
-  });
+const chat = (key) => stack.chat(key);
 
 test("security headers on the page", { timeout: 20000 }, async () => {
   const res = await fetch(`${base}/admin/`, { signal: AbortSignal.timeout(10000) });

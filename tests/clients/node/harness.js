@@ -6,6 +6,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import OpenAI from "openai";
+import { waitFor } from "./wait.js";
 
 const root = resolve(import.meta.dirname, "../../..");
 const target = join(process.env.CARGO_TARGET_DIR ?? join(root, "target"), "debug");
@@ -13,27 +14,6 @@ const gatewayBin = process.env.QWEN_GATEWAY_BIN ?? join(target, "qwen-gateway");
 const mockBin = process.env.MOCK_MODEL_STUDIO_BIN ?? join(target, "mock-model-studio");
 export const MODEL = "qwen3-max-2026-01-23";
 export const UPSTREAM_KEY = "sk-node-upstream-77aa";
-
-function waitFor(child, pattern, timeoutMs = 15000) {
-  return new Promise((ok, fail) => {
-    let text = "";
-    const timer = setTimeout(() => fail(new Error(`timed out waiting for ${pattern}:\n${text}`)), timeoutMs);
-    const onData = (chunk) => {
-      text += chunk.toString();
-      const m = text.match(pattern);
-      if (m) {
-        clearTimeout(timer);
-        ok(m[1]);
-      }
-    };
-    child.stdout.on("data", onData);
-    child.stderr.on("data", onData);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      fail(new Error(`${child.spawnfile} exited with ${code}:\n${text}`));
-    });
-  });
-}
 
 export async function startStack() {
   const children = [];
