@@ -96,7 +96,10 @@ test("a narrow screen and the keyboard alone", { timeout: 60000 }, async () => {
   const page = await context.newPage();
   page.setDefaultTimeout(15000);
   await page.goto(`${base}/admin/`);
-  // The token field has the focus: type and press Enter, no mouse.
+  // The token field takes the focus by itself (autofocus, applied after the page's first
+  // render: wait for it, or a slow machine types the first keys into nothing). Then type and
+  // press Enter, no mouse.
+  await page.waitForFunction(() => document.activeElement?.id === "token");
   await page.keyboard.type(ADMIN);
   await page.keyboard.press("Enter");
   await page.getByRole("heading", { name: "Keys" }).waitFor();
