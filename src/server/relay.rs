@@ -9,8 +9,9 @@ use crate::conversation::TurnRecorder;
 use crate::model_studio::conformance;
 use crate::model_studio::events::EventKind;
 use crate::request_context::RequestMeta;
-use crate::sse::{self, EventFramer};
+use crate::sse;
 use crate::upstream::UpstreamBody;
+use crate::upstream::events::{EventReader, ReadLimits};
 use crate::usage::Usage;
 use bytes::Bytes;
 use futures_util::Stream;
@@ -110,16 +111,12 @@ fn string_of(raw: Option<&RawValue>) -> Option<String> {
 
 /// The relay's state between chunks.
 struct Relay {
-    upstream: UpstreamBody,
-    framer: EventFramer,
-    observed: Observed,
-    idle_timeout: Duration,
-    /// Largest single event held while waiting for its blank line.
+    reader: EventReader,
+    /// `upstream.max_response_bytes`: bounds what a drain reads.
     max_event_bytes: usize,
+    observed: Observed,
     meta: RequestMeta,
     recorder: Option<TurnRecorder>,
-    /// The shutdown grace period's end (see `AppState::grace_over`).
-    grace_over: CancellationToken,
     done: bool,
     /// Cancelled when this stream needs no more reading (see `RequestMeta::register_drain`).
     drained: CancellationToken,
@@ -154,14 +151,11 @@ impl Drop for Relay {
             return;
         };
         let rest = Relay {
-            upstream: std::mem::replace(&mut self.upstream, UpstreamBody::buffered(Bytes::new())),
-            framer: std::mem::take(&mut self.framer),
-            observed: std::mem::take(&mut self.observed),
-            idle_timeout: self.idle_timeout,
+            reader: self.reader.take(),
             max_event_bytes: self.max_event_bytes,
+            observed: std::mem::take(&mut self.observed),
             meta: self.meta.clone(),
             recorder: self.recorder.take(),
-            grace_over: self.grace_over.clone(),
             done: false,
             drained: self.drained.clone(),
             drain_for: self.drain_for,
@@ -174,32 +168,23 @@ impl Drop for Relay {
 
 impl Relay {
     /// Reads on to the terminal event without relaying (see `impl Drop for Relay`).
+    /// Bounded by time (`drain_for`), by the reader's limits and the grace period, and in
+    /// bytes (four events' worth): an upstream that never ends costs no more than that.
     async fn drain(mut self) {
         let limit = self.drain_for;
-        let grace_over = self.grace_over.clone();
         let work = async {
-            let mut read = 0usize;
+            let budget = self.max_drain_bytes();
             while !self.observed.terminal {
-                let chunk =
-                    match tokio::time::timeout(self.idle_timeout, self.upstream.chunk()).await {
-                        Ok(Ok(Some(chunk))) => chunk,
-                        _ => break,
-                    };
-                read += chunk.len();
-                if let Some(complete) = self.framer.push(chunk) {
-                    self.observe(&complete);
+                match self.reader.next().await {
+                    Ok(Some(complete)) => self.observe(&complete),
+                    Ok(None) | Err(_) => break,
                 }
-                if read > self.max_event_bytes.saturating_mul(4)
-                    || self.framer.pending_len() > self.max_event_bytes
-                {
+                if self.reader.bytes_read() > budget {
                     break;
                 }
             }
         };
-        tokio::select! {
-            _ = tokio::time::timeout(limit, work) => {}
-            () = grace_over.cancelled() => {}
-        }
+        let _ = tokio::time::timeout(limit, work).await;
         if self.observed.terminal {
             tracing::debug!("abandoned stream read to its end; its usage is booked");
         } else {
@@ -208,6 +193,12 @@ impl Relay {
         // The Drop that follows books an estimate if the end was not reached, and cancels
         // `drained`.
         self.done = true;
+    }
+
+    fn max_drain_bytes(&self) -> usize {
+        self.reader
+            .bytes_read()
+            .saturating_add(self.max_event_bytes.saturating_mul(4))
     }
 
     /// Looks at whole events on their way through. Most are deltas the relay only passes
@@ -325,74 +316,29 @@ impl Relay {
     }
 
     async fn next_chunk(&mut self) -> Option<Bytes> {
-        loop {
-            if self.done {
-                return None;
+        if self.done {
+            return None;
+        }
+        match self.reader.next().await {
+            Ok(Some(complete)) => {
+                self.observe(&complete);
+                Some(complete)
             }
-            // Biased: once the grace period is over the stream ends, even mid-answer.
-            let read = tokio::select! {
-                biased;
-                () = self.grace_over.cancelled() => {
-                    let message = crate::error::ApiError::shutting_down().message;
-                    return Some(self.error_frame(crate::error::SHUTTING_DOWN, message));
+            Ok(None) => {
+                self.done = true;
+                let rest = self.reader.take_rest();
+                if self.observed.terminal {
+                    return (!rest.is_empty()).then_some(rest);
                 }
-                read = tokio::time::timeout(self.idle_timeout, self.upstream.chunk()) => read,
-            };
-            match read {
-                Ok(Ok(Some(chunk))) => {
-                    let complete = self.framer.push(chunk);
-                    if self.framer.pending_len() > self.max_event_bytes {
-                        // Never send half an event: whole events first, then the error.
-                        if let Some(complete) = &complete {
-                            self.observe(complete);
-                        }
-                        let error = self.error_frame(
-                            "upstream_event_too_large",
-                            format!(
-                                "The upstream sent an event larger than {} bytes (upstream.max_response_bytes).",
-                                self.max_event_bytes
-                            ),
-                        );
-                        return Some(match complete {
-                            Some(complete) => {
-                                let mut both = complete.to_vec();
-                                both.extend_from_slice(&error);
-                                Bytes::from(both)
-                            }
-                            None => error,
-                        });
-                    }
-                    if let Some(complete) = complete {
-                        self.observe(&complete);
-                        return Some(complete);
-                    }
-                }
-                Ok(Ok(None)) => {
-                    self.done = true;
-                    let rest = self.framer.take_pending();
-                    if self.observed.terminal {
-                        return (!rest.is_empty()).then_some(rest);
-                    }
-                    return Some(self.error_frame(
-                        "upstream_stream_truncated",
-                        "The upstream ended the stream before the response was complete.".into(),
-                    ));
-                }
-                Ok(Err(err)) => {
-                    return Some(self.error_frame(
-                        "upstream_stream_error",
-                        format!("The upstream connection failed mid-stream: {err}"),
-                    ));
-                }
-                Err(_) => {
-                    return Some(self.error_frame(
-                        "upstream_idle_timeout",
-                        format!(
-                            "The upstream sent nothing for {:?} (upstream.stream_idle_timeout).",
-                            self.idle_timeout
-                        ),
-                    ));
-                }
+                Some(self.error_frame(
+                    "upstream_stream_truncated",
+                    "The upstream ended the stream before the response was complete.".into(),
+                ))
+            }
+            Err(fault) => {
+                let code = fault.code();
+                let message = crate::error::ApiError::from(fault).message;
+                Some(self.error_frame(code, message))
             }
         }
     }
@@ -439,15 +385,17 @@ pub fn relay_stream(
         conformance,
     } = settings;
     let drained = meta.register_drain();
-    let relay = Relay {
-        upstream,
-        framer: EventFramer::default(),
-        observed: Observed::default(),
+    let limits = ReadLimits {
         idle_timeout,
         max_event_bytes,
+        max_total_bytes: None,
+    };
+    let relay = Relay {
+        reader: EventReader::new(upstream, limits, grace_over),
+        max_event_bytes,
+        observed: Observed::default(),
         meta,
         recorder,
-        grace_over,
         done: false,
         drained,
         drain_for,

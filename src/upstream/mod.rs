@@ -17,6 +17,7 @@ mod breaker;
 mod client;
 pub mod endpoint;
 mod error;
+pub mod events;
 mod inspect;
 mod reason;
 mod region;

@@ -158,7 +158,8 @@ async fn complete(
     };
     let runs = upstreams.into_iter().map(|upstream| {
         let builder = CompletionBuilder::new(ctx.clone(), plan.stop.clone());
-        let source = EventSource::new(upstream, limits, meta.clone(), grace_over.clone()).bounded();
+        let source =
+            EventSource::new(upstream, limits, meta.clone(), grace_over.clone()).bounded(limits);
         assemble(source, builder, limits.request_timeout)
     });
     let results = futures_util::future::join_all(runs).await;

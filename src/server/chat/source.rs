@@ -1,36 +1,28 @@
-//! One upstream answer as parsed events, for the chat translation: framing, size bounds,
-//! idle timeout and the shutdown grace, with the transport's failures as `Err`; reading on
-//! after a terminal event (connection reuse) or after the client left (token limits).
+//! One upstream answer as parsed events, for the chat translation: the [`EventReader`]'s
+//! whole events decoded into JSON, with its faults as `Err`; reading on after a terminal
+//! event (connection reuse) or after the client left (token limits).
 
 use crate::error::ApiError;
 use crate::model_studio::events::EventKind;
 use crate::request_context::RequestMeta;
-use crate::sse::{SseParser, event_json};
-use crate::upstream::{self, Limits, UpstreamResponse};
+use crate::sse;
+use crate::upstream::events::{EventReader, ReadLimits};
+use crate::upstream::{Limits, UpstreamResponse};
 use crate::usage::Usage;
-use bytes::Bytes;
 use futures_util::FutureExt;
-use http::HeaderMap;
 use serde_json::Value;
+use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Upstream events of one choice, parsed, with the transport's failures as `Err`.
 pub(super) struct EventSource {
-    upstream: UpstreamResponse,
-    parser: SseParser,
-    idle: Duration,
+    reader: EventReader,
+    region: Arc<str>,
     meta: RequestMeta,
-    /// The shutdown grace period's end (see `AppState::grace_over`).
-    grace_over: CancellationToken,
-    /// `upstream.max_response_bytes`: the most bytes held for one unfinished event, and for
-    /// a non-streaming answer (which is assembled in memory) the most read in all.
-    max_bytes: usize,
-    /// Whether `max_bytes` bounds the whole answer too.
-    bounded_total: bool,
-    /// Bytes read since the last complete event.
-    unfinished: usize,
-    total: usize,
+    /// The first event is yet to come: a UTF-8 byte order mark before it is dropped.
+    at_start: bool,
     /// The upstream reported this stream's usage (a terminal event arrived).
     terminal_seen: bool,
     /// The gateway is done with this stream on purpose (it ended, broke, or a stop
@@ -47,8 +39,6 @@ pub(super) struct EventSource {
     is_drainer: bool,
     /// Whether invalid UTF-8 from this upstream was logged already (once per stream).
     warned_utf8: bool,
-    /// The upstream body ended (its connection can go back to the pool).
-    at_end: bool,
 }
 
 /// After a terminal event the rest of an upstream body (usually just the chunked encoding's
@@ -58,6 +48,10 @@ pub(super) struct EventSource {
 const TAIL_READ_TIME: Duration = Duration::from_secs(2);
 const TAIL_READ_BYTES: usize = 64 * 1024;
 
+/// The UTF-8 byte order mark, dropped once at the very start of a stream (as the SSE spec
+/// says).
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// As the pass-through's relay: a stream dropped because its client left is read on (not
 /// relayed) to its usage when the key's token limits count it, bounded by `upstream.abandoned_stream_drain`; one that ends
 /// without the upstream's count is booked with an estimate.
@@ -65,7 +59,7 @@ impl Drop for EventSource {
     fn drop(&mut self) {
         if self.terminal_seen {
             self.drained.cancel();
-            if !self.at_end {
+            if !self.reader.is_finished() {
                 self.read_tail();
             }
             return;
@@ -80,23 +74,11 @@ impl Drop for EventSource {
             self.drained.cancel();
             return;
         };
-        let placeholder = UpstreamResponse {
-            region: self.upstream.region.clone(),
-            status: self.upstream.status,
-            headers: HeaderMap::new(),
-            body: upstream::UpstreamBody::buffered(Bytes::new()),
-            failed_before_output: None,
-        };
         let rest = EventSource {
-            upstream: std::mem::replace(&mut self.upstream, placeholder),
-            parser: std::mem::replace(&mut self.parser, SseParser::new(0)),
-            idle: self.idle,
+            reader: self.reader.take(),
+            region: self.region.clone(),
             meta: self.meta.clone(),
-            grace_over: self.grace_over.clone(),
-            max_bytes: self.max_bytes,
-            bounded_total: self.bounded_total,
-            unfinished: self.unfinished,
-            total: self.total,
+            at_start: self.at_start,
             terminal_seen: false,
             settled: false,
             deltas: self.deltas,
@@ -104,7 +86,6 @@ impl Drop for EventSource {
             drain_for: self.drain_for,
             is_drainer: true,
             warned_utf8: self.warned_utf8,
-            at_end: false,
         };
         runtime.spawn(rest.drain());
     }
@@ -118,16 +99,16 @@ impl EventSource {
         grace_over: CancellationToken,
     ) -> Self {
         let drained = meta.register_drain();
+        let read = ReadLimits {
+            idle_timeout: limits.stream_idle_timeout,
+            max_event_bytes: limits.max_response_bytes,
+            max_total_bytes: None,
+        };
         Self {
-            upstream,
-            parser: SseParser::new(limits.max_response_bytes),
-            idle: limits.stream_idle_timeout,
+            reader: EventReader::new(upstream.body, read, grace_over),
+            region: upstream.region,
             meta,
-            grace_over,
-            max_bytes: limits.max_response_bytes,
-            bounded_total: false,
-            unfinished: 0,
-            total: 0,
+            at_start: true,
             terminal_seen: false,
             settled: false,
             deltas: 0,
@@ -135,7 +116,6 @@ impl EventSource {
             drain_for: limits.abandoned_stream_drain,
             is_drainer: false,
             warned_utf8: false,
-            at_end: false,
         }
     }
 
@@ -144,10 +124,7 @@ impl EventSource {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let mut body = std::mem::replace(
-            &mut self.upstream.body,
-            upstream::UpstreamBody::buffered(Bytes::new()),
-        );
+        let mut body = self.reader.take().into_body();
         // Usually the body's end arrived with the terminal event: take it now, without a
         // task (`chunk` is cancel-safe, so a pending poll here loses nothing).
         let mut read = 0usize;
@@ -177,9 +154,9 @@ impl EventSource {
     }
 
     /// Reads on to the terminal event without relaying (see `impl Drop for EventSource`).
+    /// Bounded by `drain_for`, the reader's limits and the grace period.
     async fn drain(mut self) {
         let limit = self.drain_for;
-        let grace_over = self.grace_over.clone();
         let work = async {
             while !self.terminal_seen {
                 match self.next_batch().await {
@@ -188,33 +165,16 @@ impl EventSource {
                 }
             }
         };
-        tokio::select! {
-            _ = tokio::time::timeout(limit, work) => {}
-            () = grace_over.cancelled() => {}
-        }
+        let _ = tokio::time::timeout(limit, work).await;
         // The Drop that follows books an estimate if the end was not reached.
         self.settled = true;
     }
 
-    /// For a non-streaming answer: the whole upstream stream is bounded too.
-    pub(super) fn bounded(mut self) -> Self {
-        self.bounded_total = true;
+    /// For a non-streaming answer (assembled in memory): the whole upstream stream is
+    /// bounded by `upstream.max_response_bytes` too.
+    pub(super) fn bounded(mut self, limits: Limits) -> Self {
+        self.reader.bound_total(limits.max_response_bytes);
         self
-    }
-
-    fn too_large(&self, what: &str) -> ApiError {
-        ApiError::server(
-            http::StatusCode::BAD_GATEWAY,
-            format!(
-                "The upstream sent {what} larger than {} bytes (upstream.max_response_bytes).",
-                self.max_bytes
-            ),
-        )
-        .with_code(if self.bounded_total && what == "a response" {
-            "upstream_response_too_large"
-        } else {
-            "upstream_event_too_large"
-        })
     }
 
     /// The next batch of events; an empty batch means the upstream ended. After an error
@@ -229,81 +189,82 @@ impl EventSource {
 
     async fn read_batch(&mut self) -> Result<Vec<Value>, ApiError> {
         loop {
-            // Biased: once the grace period is over the stream ends, even mid-answer.
-            let read = tokio::select! {
-                biased;
-                () = self.grace_over.cancelled() => return Err(ApiError::shutting_down()),
-                read = tokio::time::timeout(self.idle, self.upstream.body.chunk()) => read,
+            // Parsed here, inside the client's poll: when the client leaves, this future is
+            // dropped with the upstream body, and no work goes on.
+            let Some(complete) = self.reader.next().await? else {
+                self.settled = true;
+                // An event whose blank line never came is kept when only the blank line is
+                // missing (its every line arrived whole, e.g. an upstream that closes right
+                // after its last `data:` line): dropping a complete terminal event would turn
+                // a finished answer into a truncated one. One whose last line was cut off may
+                // hold half a JSON document, and is dropped.
+                let rest = self.reader.take_rest();
+                let whole_lines = rest.last().is_some_and(|b| matches!(b, b'\n' | b'\r'));
+                return if whole_lines {
+                    self.parse(&rest)
+                } else {
+                    Ok(Vec::new())
+                };
             };
-            let chunk = read
-                .map_err(|_| {
-                    ApiError::server(
-                        http::StatusCode::GATEWAY_TIMEOUT,
-                        format!(
-                            "The upstream sent nothing for {:?} (upstream.stream_idle_timeout).",
-                            self.idle
-                        ),
-                    )
-                    .with_code("upstream_idle_timeout")
-                })?
-                .map_err(|e| {
-                    ApiError::server(
-                        http::StatusCode::BAD_GATEWAY,
-                        format!("The upstream connection failed mid-stream: {e}"),
-                    )
-                    .with_code("upstream_stream_error")
-                })?;
-            let events = match chunk {
-                Some(chunk) => {
-                    self.total += chunk.len();
-                    self.unfinished += chunk.len();
-                    if self.bounded_total && self.total > self.max_bytes {
-                        return Err(self.too_large("a response"));
-                    }
-                    // Parsed here, inside the client's poll: when the client leaves, this
-                    // future is dropped with the upstream body, and no work goes on.
-                    let events = self.parser.push(chunk);
-                    self.note_invalid_utf8();
-                    if self.parser.oversized_events() > 0 {
-                        // The parser dropped an event over the bound (it never holds more).
-                        return Err(self.too_large("an event"));
-                    }
-                    if !events.is_empty() {
-                        self.unfinished = 0;
-                    } else if self.unfinished > self.max_bytes {
-                        return Err(self.too_large("an event"));
-                    }
-                    events
-                }
-                None => {
-                    self.settled = true;
-                    self.at_end = true;
-                    let events = self.parser.finish();
-                    self.note_invalid_utf8();
-                    let parsed = parse_events(&events)?;
-                    for event in &parsed {
-                        self.note_usage(event);
-                    }
-                    return Ok(parsed);
-                }
-            };
-            let parsed = parse_events(&events)?;
-            for event in &parsed {
-                self.note_usage(event);
-            }
+            let parsed = self.parse(&complete)?;
             if !parsed.is_empty() {
                 return Ok(parsed);
             }
         }
     }
 
+    /// The JSON of each event in `bytes` (whole events), its usage noted. An event whose data
+    /// is not JSON ends the answer with an error: what it carried is unknown, and a silently
+    /// incomplete answer is worse than a clear error. (Events without data are not events
+    /// at all, per the SSE spec.)
+    fn parse(&mut self, bytes: &[u8]) -> Result<Vec<Value>, ApiError> {
+        let mut bytes = bytes;
+        if std::mem::take(&mut self.at_start) {
+            bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
+        }
+        let mut parsed = Vec::new();
+        for event in sse::events(bytes) {
+            let data = sse::data_of(event);
+            if data.is_empty() || &*data == b"[DONE]" {
+                continue;
+            }
+            let json = match serde_json::from_slice::<Value>(&data) {
+                Ok(json) => Some(json),
+                // Invalid UTF-8 is decoded with U+FFFD where the bad bytes were: one bad
+                // byte must not hide the rest of the answer (its usage, its end).
+                Err(_) => match String::from_utf8_lossy(&data) {
+                    Cow::Owned(lossy) => {
+                        self.note_invalid_utf8();
+                        serde_json::from_str(&lossy).ok()
+                    }
+                    Cow::Borrowed(_) => None,
+                },
+            };
+            let Some(json) = json else {
+                let name = sse::event_name_of(event)
+                    .map_or(Cow::Borrowed("message"), String::from_utf8_lossy);
+                return Err(ApiError::server(
+                    http::StatusCode::BAD_GATEWAY,
+                    format!(
+                        "The upstream sent a '{}' event whose data is not valid JSON.",
+                        name.chars().take(64).collect::<String>()
+                    ),
+                )
+                .with_code("upstream_malformed_event"));
+            };
+            self.note_usage(&json);
+            parsed.push(json);
+        }
+        Ok(parsed)
+    }
+
     /// Logs once per stream that the upstream sent invalid UTF-8 (decoded lossily: the
     /// answer goes on, with U+FFFD where the bad bytes were).
     fn note_invalid_utf8(&mut self) {
-        if !self.warned_utf8 && self.parser.invalid_utf8_lines() > 0 {
+        if !self.warned_utf8 {
             self.warned_utf8 = true;
             tracing::warn!(
-                region = %self.upstream.region,
+                region = %self.region,
                 "the upstream sent invalid UTF-8 in an event; decoded with replacement characters"
             );
         }
@@ -327,26 +288,4 @@ impl EventSource {
                 .update(|i| i.usage.get_or_insert_with(Usage::default).add(&usage));
         }
     }
-}
-
-/// The JSON of each event. An event whose data is not JSON ends the answer with an error:
-/// what it carried is unknown, and a silently incomplete answer is worse than a clear error.
-/// (Events without data are not events at all, per the SSE spec.)
-fn parse_events(events: &[crate::sse::Event]) -> Result<Vec<Value>, ApiError> {
-    events
-        .iter()
-        .filter(|e| !e.data.is_empty() && e.data != "[DONE]")
-        .map(|e| {
-            event_json(e).ok_or_else(|| {
-                ApiError::server(
-                    http::StatusCode::BAD_GATEWAY,
-                    format!(
-                        "The upstream sent a '{}' event whose data is not valid JSON.",
-                        e.event.chars().take(64).collect::<String>()
-                    ),
-                )
-                .with_code("upstream_malformed_event")
-            })
-        })
-        .collect()
 }

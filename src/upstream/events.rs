@@ -1,0 +1,278 @@
+//! One reader for upstream event streams: whole SSE events as they arrive, or the typed
+//! fault that ended the stream. The pass-through relay forwards the events' bytes and the
+//! chat translation parses them; both read through this, so the idle timeout, the size
+//! bounds, the shutdown grace and their error codes are decided here once.
+
+use super::UpstreamBody;
+use crate::error::ApiError;
+use crate::sse::EventFramer;
+use bytes::Bytes;
+use http::StatusCode;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Why an upstream stream ended before its end. Each maps to one client-visible error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StreamFault {
+    /// Nothing arrived for `upstream.stream_idle_timeout`.
+    #[error("The upstream sent nothing for {0:?} (upstream.stream_idle_timeout).")]
+    Idle(Duration),
+    /// The connection failed (reset, bad chunked encoding, ...).
+    #[error("The upstream connection failed mid-stream: {0}")]
+    Broken(String),
+    /// One event grew past `upstream.max_response_bytes` without its blank line.
+    #[error("The upstream sent an event larger than {0} bytes (upstream.max_response_bytes).")]
+    EventTooLarge(usize),
+    /// A bounded stream (a non-streaming answer, assembled in memory) grew past the limit.
+    #[error("The upstream sent a response larger than {0} bytes (upstream.max_response_bytes).")]
+    ResponseTooLarge(usize),
+    /// The shutdown grace period ended (see `AppState::grace_over`).
+    #[error("the gateway's shutdown grace period ended")]
+    ShuttingDown,
+}
+
+impl StreamFault {
+    /// The OpenAI error `code` a client sees for this fault.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Idle(_) => "upstream_idle_timeout",
+            Self::Broken(_) => "upstream_stream_error",
+            Self::EventTooLarge(_) => "upstream_event_too_large",
+            Self::ResponseTooLarge(_) => "upstream_response_too_large",
+            Self::ShuttingDown => crate::error::SHUTTING_DOWN,
+        }
+    }
+}
+
+impl From<StreamFault> for ApiError {
+    fn from(fault: StreamFault) -> Self {
+        let status = match fault {
+            StreamFault::Idle(_) => StatusCode::GATEWAY_TIMEOUT,
+            StreamFault::ShuttingDown => return ApiError::shutting_down(),
+            _ => StatusCode::BAD_GATEWAY,
+        };
+        ApiError::server(status, fault.to_string()).with_code(fault.code())
+    }
+}
+
+/// How an [`EventReader`] reads.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadLimits {
+    /// `upstream.stream_idle_timeout`: the longest wait for the next bytes.
+    pub idle_timeout: Duration,
+    /// `upstream.max_response_bytes`: the most bytes held for one unfinished event.
+    pub max_event_bytes: usize,
+    /// The most bytes read in all (`None`: unbounded; a stream is bounded by time instead).
+    pub max_total_bytes: Option<usize>,
+}
+
+/// Whole events from an upstream body (see the module docs).
+#[derive(Debug)]
+pub struct EventReader {
+    body: UpstreamBody,
+    framer: EventFramer,
+    limits: ReadLimits,
+    grace_over: CancellationToken,
+    total: usize,
+    /// A fault found while events completed in the same chunk: those go first.
+    fault: Option<StreamFault>,
+    /// The body ended or failed: nothing more is read.
+    finished: bool,
+}
+
+impl EventReader {
+    pub fn new(body: UpstreamBody, limits: ReadLimits, grace_over: CancellationToken) -> Self {
+        Self {
+            body,
+            framer: EventFramer::default(),
+            limits,
+            grace_over,
+            total: 0,
+            fault: None,
+            finished: false,
+        }
+    }
+
+    /// The bytes of the next whole events (one or more, as they came), `Ok(None)` at the
+    /// body's end (then [`EventReader::take_rest`] has an event that never got its blank
+    /// line), or the fault that ends the stream. Events that completed before a size fault
+    /// are returned first: a client never loses a whole event to a later one's fault.
+    /// After `Ok(None)` or a fault, nothing more is read. Cancel-safe.
+    pub async fn next(&mut self) -> Result<Option<Bytes>, StreamFault> {
+        if let Some(fault) = self.fault.take() {
+            return Err(fault);
+        }
+        while !self.finished {
+            // Biased: once the grace period is over the stream ends, even mid-answer.
+            let read = tokio::select! {
+                biased;
+                () = self.grace_over.cancelled() => Err(StreamFault::ShuttingDown),
+                read = tokio::time::timeout(self.limits.idle_timeout, self.body.chunk()) => match read {
+                    Err(_) => Err(StreamFault::Idle(self.limits.idle_timeout)),
+                    Ok(Err(err)) => Err(StreamFault::Broken(err.to_string())),
+                    Ok(Ok(chunk)) => Ok(chunk),
+                },
+            };
+            let chunk = match read {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => {
+                    self.finished = true;
+                    return Ok(None);
+                }
+                Err(fault) => {
+                    self.finished = true;
+                    return Err(fault);
+                }
+            };
+            self.total += chunk.len();
+            let complete = self.framer.push(chunk);
+            let fault = match self.limits.max_total_bytes {
+                Some(max) if self.total > max => Some(StreamFault::ResponseTooLarge(max)),
+                _ if self.framer.pending_len() > self.limits.max_event_bytes => {
+                    Some(StreamFault::EventTooLarge(self.limits.max_event_bytes))
+                }
+                _ => None,
+            };
+            if let Some(fault) = fault {
+                self.finished = true;
+                // Never half an event: the whole ones first, then the fault.
+                return match complete {
+                    Some(complete) => {
+                        self.fault = Some(fault);
+                        Ok(Some(complete))
+                    }
+                    None => Err(fault),
+                };
+            }
+            if complete.is_some() {
+                return Ok(complete);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Bounds the whole stream to `max` bytes (a non-streaming answer, held in memory).
+    pub fn bound_total(&mut self, max: usize) {
+        self.limits.max_total_bytes = Some(max);
+    }
+
+    /// The bytes of an event that never got its blank line (after the body's end).
+    pub fn take_rest(&mut self) -> Bytes {
+        self.framer.take_pending()
+    }
+
+    /// Bytes read so far.
+    pub fn bytes_read(&self) -> usize {
+        self.total
+    }
+
+    /// Whether the body has ended or failed (its connection is done with).
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// The reader's state, leaving an empty one in its place: a stream's rest handed to a
+    /// background task when its client left.
+    pub fn take(&mut self) -> Self {
+        let empty = Self::new(
+            UpstreamBody::buffered(Bytes::new()),
+            self.limits,
+            self.grace_over.clone(),
+        );
+        std::mem::replace(self, empty)
+    }
+
+    /// The body, for reading its last bytes without framing (see the chat's tail read).
+    pub fn into_body(self) -> UpstreamBody {
+        self.body
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader(chunks: &[&'static [u8]], max_event: usize, max_total: Option<usize>) -> EventReader {
+        let body = UpstreamBody::buffered(Bytes::new())
+            .with_held(chunks.iter().map(|c| Bytes::from_static(c)).collect());
+        let limits = ReadLimits {
+            idle_timeout: Duration::from_secs(5),
+            max_event_bytes: max_event,
+            max_total_bytes: max_total,
+        };
+        EventReader::new(body, limits, CancellationToken::new())
+    }
+
+    async fn all(mut r: EventReader) -> (Vec<Bytes>, Option<StreamFault>, Bytes) {
+        let mut out = Vec::new();
+        let fault = loop {
+            match r.next().await {
+                Ok(Some(events)) => out.push(events),
+                Ok(None) => break None,
+                Err(fault) => break Some(fault),
+            }
+        };
+        (out, fault, r.take_rest())
+    }
+
+    #[tokio::test]
+    async fn whole_events_across_chunks_then_the_rest() {
+        let (out, fault, rest) = all(reader(
+            &[b"data: a\n", b"\ndata: b\n\nda", b"ta: c"],
+            64,
+            None,
+        ))
+        .await;
+        // One chunk may complete several events: they come together.
+        assert_eq!(out, [Bytes::from_static(b"data: a\n\ndata: b\n\n")]);
+        assert_eq!(fault, None);
+        assert_eq!(rest, Bytes::from_static(b"data: c"));
+    }
+
+    #[tokio::test]
+    async fn an_oversized_event_comes_after_the_whole_ones() {
+        let (out, fault, _) = all(reader(&[b"data: a\n\ndata: 0123456789"], 8, None)).await;
+        assert_eq!(out, [Bytes::from_static(b"data: a\n\n")]);
+        assert_eq!(fault, Some(StreamFault::EventTooLarge(8)));
+        // The same bytes in other chunks: the same judgement.
+        let (out, fault, _) =
+            all(reader(&[b"data: a\n", b"\ndata: 01", b"23456789"], 8, None)).await;
+        assert_eq!(out, [Bytes::from_static(b"data: a\n\n")]);
+        assert_eq!(fault, Some(StreamFault::EventTooLarge(8)));
+    }
+
+    #[tokio::test]
+    async fn a_bounded_stream_fails_past_its_total() {
+        let (out, fault, _) = all(reader(&[b"data: a\n\n", b"data: b\n\n"], 64, Some(12))).await;
+        assert_eq!(
+            out,
+            [
+                Bytes::from_static(b"data: a\n\n"),
+                Bytes::from_static(b"data: b\n\n")
+            ]
+        );
+        assert_eq!(fault, Some(StreamFault::ResponseTooLarge(12)));
+    }
+
+    #[tokio::test]
+    async fn the_grace_period_ends_the_stream() {
+        let r = reader(&[b"data: a\n\n"], 64, None);
+        r.grace_over.cancel();
+        let (out, fault, _) = all(r).await;
+        assert!(out.is_empty());
+        assert_eq!(fault, Some(StreamFault::ShuttingDown));
+        let api = ApiError::from(StreamFault::ShuttingDown);
+        assert_eq!(api.code.as_deref(), Some(crate::error::SHUTTING_DOWN));
+    }
+
+    #[test]
+    fn faults_keep_their_codes_and_statuses() {
+        let idle = ApiError::from(StreamFault::Idle(Duration::from_secs(3)));
+        assert_eq!(idle.status, StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(idle.code.as_deref(), Some("upstream_idle_timeout"));
+        assert!(idle.message.contains("3s"), "{}", idle.message);
+        let large = ApiError::from(StreamFault::ResponseTooLarge(10));
+        assert_eq!(large.status, StatusCode::BAD_GATEWAY);
+        assert_eq!(large.code.as_deref(), Some("upstream_response_too_large"));
+    }
+}
