@@ -5,7 +5,8 @@
 //!    output is a well-formed chunk, at most one finish, at most one error and nothing after.
 //! 3. `sse::SseParser` and `sse::EventFramer` on arbitrary chunkings of the same
 //!    bytes: the same events whatever the chunking, and the splitter's output is the input,
-//!    byte for byte, cut only at event boundaries.
+//!    byte for byte, cut only at event boundaries; `upstream::events::EventReader` on the
+//!    same: never more held than its bound, and what it hands on is the input.
 //!
 //! Case counts are bounded so CI stays fast (`PROPTEST_CASES` overrides them); see
 //! docs/reliability.md for long runs.
@@ -18,6 +19,8 @@ use qwen_gateway::translate::{
     ChatContext, ChatLimits, ChunkOut, ChunkTranslator, CompletionBuilder, StreamContext,
     chat_to_responses,
 };
+use qwen_gateway::upstream::UpstreamBody;
+use qwen_gateway::upstream::events::{EventReader, ReadLimits, StreamFault};
 use serde_json::{Map, Value, json};
 
 fn cases(default: u32) -> ProptestConfig {
@@ -362,14 +365,7 @@ type Ev = (String, String, String);
 
 /// The events and the count of lines decoded lossily.
 fn parse(chunks: &[Bytes]) -> (Vec<Ev>, u64) {
-    let (events, invalid, _) = parse_bounded(chunks, usize::MAX);
-    (events, invalid)
-}
-
-/// Like [`parse`] with the parser bounded to `max_event_bytes`; also counts the events
-/// dropped for size.
-fn parse_bounded(chunks: &[Bytes], max_event_bytes: usize) -> (Vec<Ev>, u64, u64) {
-    let mut parser = SseParser::new(max_event_bytes);
+    let mut parser = SseParser::new();
     let mut events = Vec::new();
     for chunk in chunks {
         events.extend(parser.push(chunk.clone()));
@@ -379,11 +375,43 @@ fn parse_bounded(chunks: &[Bytes], max_event_bytes: usize) -> (Vec<Ev>, u64, u64
         .into_iter()
         .map(|e| (e.event, e.data, e.id))
         .collect();
-    (
-        events,
-        parser.invalid_utf8_lines(),
-        parser.oversized_events(),
-    )
+    (events, parser.invalid_utf8_lines())
+}
+
+/// Everything an `EventReader` bounded to `max_event_bytes` hands on (whole events, then
+/// the rest at the end), and the fault it stopped on.
+fn read_events(chunks: Vec<Bytes>, max_event_bytes: usize) -> (Vec<u8>, Option<StreamFault>) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let body = UpstreamBody::buffered(Bytes::new()).with_held(chunks);
+        let limits = ReadLimits {
+            idle_timeout: std::time::Duration::from_secs(5),
+            max_event_bytes,
+            max_total_bytes: None,
+        };
+        let mut reader = EventReader::new(body, limits, Default::default());
+        let mut out = Vec::new();
+        loop {
+            match reader.next().await {
+                Ok(Some(events)) => out.extend_from_slice(&events),
+                Ok(None) => {
+                    out.extend_from_slice(&reader.take_rest());
+                    return (out, None);
+                }
+                Err(fault) => {
+                    let after = reader.next().await;
+                    assert!(
+                        matches!(after, Ok(None)),
+                        "read on after {fault:?}: {after:?}"
+                    );
+                    return (out, Some(fault));
+                }
+            }
+        }
+    })
 }
 
 /// Event boundaries of `bytes`, by the SSE rules written out plainly: an event ends at a
@@ -541,8 +569,7 @@ proptest! {
     }
 
     /// 3b. Arbitrary bytes (invalid UTF-8 included) never make the parser panic or stop:
-    /// it decodes lossily, and what it finds, drops for size and counts does not depend on
-    /// the chunking, bounded or not.
+    /// it decodes lossily, and what it finds and counts does not depend on the chunking.
     #[test]
     fn sse_parser_survives_arbitrary_bytes(
         bytes in prop_oneof![
@@ -550,15 +577,38 @@ proptest! {
             arb_sse_text().prop_map(String::into_bytes),
         ],
         cuts in arb_cuts(),
-        bound in 1usize..200,
     ) {
         prop_assert_eq!(parse(&chunked(&bytes, &[])), parse(&chunked(&bytes, &cuts)));
-        let whole = parse_bounded(&chunked(&bytes, &[]), bound);
-        let split = parse_bounded(&chunked(&bytes, &cuts), bound);
-        for (_, data, _) in &whole.0 {
-            prop_assert!(data.len() <= bound);
+    }
+
+    /// 3d. The upstream reader, bounded: what it hands on is a prefix of the input cut at
+    /// event boundaries, then the rest at the end, or a fault; an `EventTooLarge` fault
+    /// comes only when more than the bound was held (so never below it, whatever the
+    /// chunking), and nothing more is read after a fault.
+    #[test]
+    fn event_reader_hands_on_its_input_and_keeps_its_bound(
+        bytes in prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..400),
+            arb_sse_text().prop_map(String::into_bytes),
+        ],
+        cuts in arb_cuts(),
+        bound in 1usize..200,
+    ) {
+        let (out, fault) = read_events(chunked(&bytes, &cuts), bound);
+        prop_assert!(bytes.starts_with(&out));
+        match fault {
+            None => prop_assert_eq!(&out[..], &bytes[..]),
+            Some(StreamFault::EventTooLarge(limit)) => {
+                prop_assert_eq!(limit, bound);
+                // Held more than the bound: the unfinished event had more bytes than it.
+                prop_assert!(bytes.len() - out.len() > bound);
+            }
+            Some(other) => prop_assert!(false, "unexpected fault {other:?}"),
         }
-        prop_assert_eq!(whole, split);
+        // Below the bound no event is too large, whatever the chunking.
+        if bytes.len() <= bound {
+            prop_assert_eq!(&out[..], &bytes[..]);
+        }
     }
 
     /// 3c. The relay's splitter: output is the input byte for byte, cut only at event
@@ -615,17 +665,4 @@ fn splitter_handles_a_lone_cr_terminator_at_a_chunk_end() {
         s.push(Bytes::from_static(b"\rdata: b\r\r")).as_deref(),
         Some(&b"data: a\r\rdata: b\r\r"[..])
     );
-}
-
-/// Found by `sse_parser_survives_arbitrary_bytes`: a line over the bound was dropped when
-/// it arrived split, but read when it arrived in one chunk. The bound now applies to every
-/// line, split or not.
-#[test]
-fn a_bounded_parser_judges_a_long_line_the_same_whatever_the_chunking() {
-    let mut bytes = vec![0u8; 44];
-    bytes.push(b'\n');
-    let whole = parse_bounded(&chunked(&bytes, &[]), 1);
-    let split = parse_bounded(&chunked(&bytes, &[1]), 1);
-    assert_eq!(whole, split);
-    assert_eq!(whole.2, 1, "dropped for size");
 }

@@ -118,7 +118,7 @@ pub fn events(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 /// The lines of one event, without terminators (`\r\n`, `\n` or `\r`).
-fn lines(event: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub(super) fn lines(event: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut rest = event;
     std::iter::from_fn(move || {
         if rest.is_empty() {
@@ -141,9 +141,13 @@ fn lines(event: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 /// A field's value in `line` if the line is that field (`name:value`, one leading space
-/// dropped, as the spec says).
+/// dropped, as the spec says; a line that is the name alone is the field with no value).
 fn field<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    let value = line.strip_prefix(name)?.strip_prefix(b":")?;
+    let rest = line.strip_prefix(name)?;
+    if rest.is_empty() {
+        return Some(rest);
+    }
+    let value = rest.strip_prefix(b":")?;
     Some(value.strip_prefix(b" ").unwrap_or(value))
 }
 

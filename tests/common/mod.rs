@@ -163,7 +163,7 @@ pub async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> boo
 
 /// Splits an SSE body into its events' `data` payloads (spec parsing, any framing).
 pub fn sse_data(body: &[u8]) -> Vec<String> {
-    let mut parser = qwen_gateway::sse::SseParser::new(usize::MAX);
+    let mut parser = qwen_gateway::sse::SseParser::new();
     let mut events = parser.push(bytes::Bytes::copy_from_slice(body));
     events.extend(parser.finish());
     events.into_iter().map(|e| e.data).collect()

@@ -48,10 +48,6 @@ pub(super) struct EventSource {
 const TAIL_READ_TIME: Duration = Duration::from_secs(2);
 const TAIL_READ_BYTES: usize = 64 * 1024;
 
-/// The UTF-8 byte order mark, dropped once at the very start of a stream (as the SSE spec
-/// says).
-const BOM: &[u8] = b"\xEF\xBB\xBF";
-
 /// As the pass-through's relay: a stream dropped because its client left is read on (not
 /// relayed) to its usage when the key's token limits count it, bounded by `upstream.abandoned_stream_drain`; one that ends
 /// without the upstream's count is booked with an estimate.
@@ -220,29 +216,22 @@ impl EventSource {
     fn parse(&mut self, bytes: &[u8]) -> Result<Vec<Value>, ApiError> {
         let mut bytes = bytes;
         if std::mem::take(&mut self.at_start) {
-            bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
+            bytes = bytes.strip_prefix(sse::BOM).unwrap_or(bytes);
         }
         let mut parsed = Vec::new();
         for event in sse::events(bytes) {
-            let data = sse::data_of(event);
-            if data.is_empty() || &*data == b"[DONE]" {
-                continue;
+            let fields = sse::decode(event);
+            if fields.invalid_utf8_lines > 0 {
+                self.note_invalid_utf8();
             }
-            let json = match serde_json::from_slice::<Value>(&data) {
-                Ok(json) => Some(json),
-                // Invalid UTF-8 is decoded with U+FFFD where the bad bytes were: one bad
-                // byte must not hide the rest of the answer (its usage, its end).
-                Err(_) => match String::from_utf8_lossy(&data) {
-                    Cow::Owned(lossy) => {
-                        self.note_invalid_utf8();
-                        serde_json::from_str(&lossy).ok()
-                    }
-                    Cow::Borrowed(_) => None,
-                },
+            let Some(data) = fields.data.filter(|d| !d.is_empty() && d != "[DONE]") else {
+                continue;
             };
-            let Some(json) = json else {
-                let name = sse::event_name_of(event)
-                    .map_or(Cow::Borrowed("message"), String::from_utf8_lossy);
+            let Ok(json) = serde_json::from_str::<Value>(&data) else {
+                let name = fields
+                    .event
+                    .filter(|e| !e.is_empty())
+                    .unwrap_or(Cow::Borrowed("message"));
                 return Err(ApiError::server(
                     http::StatusCode::BAD_GATEWAY,
                     format!(
