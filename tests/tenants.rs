@@ -279,3 +279,76 @@ async fn a_model_restricted_key_must_name_a_model() {
     assert_ne!(status, 401);
     assert_eq!(t.upstream_requests(), before + 1);
 }
+
+/// Every path under `/v1` and `/admin` sits behind its group's gate: without credentials a
+/// client learns nothing about which paths exist (401, not 404); only the dashboard's public
+/// pages answer without a session; a lookalike prefix is no part of either group. Metrics
+/// label each request with the route it matched, and an unmatched one as `other`.
+#[tokio::test]
+async fn every_path_under_v1_and_admin_is_behind_its_groups_gate() {
+    let t = Team::start().await;
+    let (key, _) = t.key("gate-probe", &[]).await;
+    let code = |(status, body): (u16, Value)| (status, body["error"]["code"].clone());
+    for path in [
+        "/v1",
+        "/v1/",
+        "/v1/nope",
+        "/v1/responses/x/y/z",
+        "/v1/models",
+    ] {
+        let (status, body) = t.send("GET", path, "", None).await;
+        assert_eq!(status, 401, "{path} without a key: {body}");
+    }
+    for path in ["/v1/nope", "/v1/", "/v1/responses/x/y/z"] {
+        let (status, code) = code(t.send("GET", path, &key, None).await);
+        assert_eq!(
+            (status, code.as_str()),
+            (404, Some("not_found")),
+            "{path} with a key"
+        );
+    }
+    for path in ["/v10", "/administrator", "/v1x/responses", "/nope"] {
+        let (status, code) = code(t.send("GET", path, &key, None).await);
+        assert_eq!((status, code.as_str()), (404, Some("not_found")), "{path}");
+    }
+    // The admin API: 401 without the token, whatever the path.
+    for (method, path) in [
+        ("GET", "/admin/keys"),
+        ("GET", "/admin/nope"),
+        ("POST", "/admin/logout"),
+        ("GET", "/admin/responses/resp_1"),
+    ] {
+        let (status, body) = t.send(method, path, "", None).await;
+        assert_eq!(
+            status, 401,
+            "{method} {path} without the admin token: {body}"
+        );
+    }
+    // A team key is no admin token.
+    let (status, _) = t.send("GET", "/admin/keys", &key, None).await;
+    assert_eq!(status, 401);
+    let (status, code) = code(t.send("GET", "/admin/nope", ADMIN, None).await);
+    assert_eq!((status, code.as_str()), (404, Some("not_found")));
+    // The dashboard's page needs no session.
+    let page = client().get(t.gw.url("/admin/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("<html"));
+    let metrics = client()
+        .get(t.gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for label in [
+        "endpoint=\"/v1/{*rest}\"",
+        "endpoint=\"/admin/{*rest}\"",
+        "endpoint=\"/admin/keys\"",
+        "endpoint=\"other\"",
+    ] {
+        assert!(metrics.contains(label), "{label} in\n{metrics}");
+    }
+    assert!(!metrics.contains("/v1/nope") && !metrics.contains("administrator"));
+    assert_eq!(t.upstream_requests(), 0);
+}

@@ -5,29 +5,44 @@
 use crate::ledger::{self, Ledger};
 use crate::request_context::{RequestInfo, RequestMeta, clipped};
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
+use std::borrow::Cow;
 use std::pin::Pin;
-
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-/// Requests that reach a model, and so go into the ledger.
-fn is_model_request(method: &http::Method, path: &str) -> bool {
-    method == http::Method::POST && (path == "/v1/responses" || path == "/v1/chat/completions")
+/// What the access log must know of the routes: which ones reach a model (and so go into
+/// the ledger). Given by [`super::router`], which alone knows the routes.
+#[derive(Debug, Clone)]
+pub struct LogRoutes {
+    pub ledger: Ledger,
+    /// Route templates (as `MatchedPath` names them) whose `POST`s reach a model.
+    pub model_routes: &'static [&'static str],
 }
 
+/// The `endpoint` metrics label of a request no route matched.
+const UNMATCHED: &str = "other";
+
 /// Middleware: attaches a [`RequestMeta`] and wraps the response body to log (and, for
-/// model requests, book usage) at its end.
-pub async fn access_log(State(ledger): State<Ledger>, mut req: Request, next: Next) -> Response {
+/// model requests, book usage) at its end. Runs after routing, so the request's route
+/// template (`MatchedPath`) is its `endpoint` label: bounded whatever paths clients send.
+pub async fn access_log(State(routes): State<LogRoutes>, mut req: Request, next: Next) -> Response {
     let start = Instant::now();
     let meta = RequestMeta::default();
     req.extensions_mut().insert(meta.clone());
-    let ledger = is_model_request(req.method(), req.uri().path()).then_some(ledger);
+    let matched = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
+    let endpoint = matched.map_or(Cow::Borrowed(UNMATCHED), |m| Cow::Owned(m.to_owned()));
+    let books = req.method() == http::Method::POST
+        && matched.is_some_and(|m| routes.model_routes.contains(&m));
+    let ledger = books.then_some(routes.ledger);
     let line = LogLine {
         method: req.method().to_string(),
         path: req.uri().path().to_owned(),
@@ -37,7 +52,7 @@ pub async fn access_log(State(ledger): State<Ledger>, mut req: Request, next: Ne
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned(),
-        endpoint: crate::telemetry::endpoint(req.uri().path()),
+        endpoint,
         status: 0,
         start,
         meta,
@@ -58,7 +73,8 @@ pub async fn access_log(State(ledger): State<Ledger>, mut req: Request, next: Ne
     }
     line.streaming = line.meta.snapshot().stream;
     if line.streaming {
-        metrics::gauge!("qwen_gateway_open_streams", "endpoint" => line.endpoint).increment(1.0);
+        metrics::gauge!("qwen_gateway_open_streams", "endpoint" => line.endpoint.clone())
+            .increment(1.0);
     }
     let body = Body::new(LoggedBody {
         inner: body,
@@ -72,7 +88,7 @@ struct LogLine {
     method: String,
     path: String,
     request_id: String,
-    endpoint: &'static str,
+    endpoint: Cow<'static, str>,
     status: u16,
     start: Instant,
     meta: RequestMeta,
@@ -161,9 +177,10 @@ impl LogLine {
     }
 
     fn record_metrics(&self, info: &RequestInfo, first_byte: Option<Instant>) {
-        let endpoint = self.endpoint;
+        let endpoint = &self.endpoint;
         if self.streaming {
-            metrics::gauge!("qwen_gateway_open_streams", "endpoint" => endpoint).decrement(1.0);
+            metrics::gauge!("qwen_gateway_open_streams", "endpoint" => endpoint.clone())
+                .decrement(1.0);
         }
         let region = info.region.as_deref().unwrap_or("none").to_owned();
         let model = info
@@ -171,16 +188,16 @@ impl LogLine {
             .unwrap_or_else(|| "none".into());
         metrics::counter!(
             "qwen_gateway_requests_total",
-            "endpoint" => endpoint,
+            "endpoint" => endpoint.clone(),
             "status" => self.status.to_string(),
             "region" => region.clone(),
             "model" => model.clone(),
         )
         .increment(1);
-        metrics::histogram!("qwen_gateway_request_duration_seconds", "endpoint" => endpoint, "region" => region.clone())
+        metrics::histogram!("qwen_gateway_request_duration_seconds", "endpoint" => endpoint.clone(), "region" => region.clone())
             .record(self.start.elapsed().as_secs_f64());
         if let Some(t) = first_byte {
-            metrics::histogram!("qwen_gateway_time_to_first_byte_seconds", "endpoint" => endpoint)
+            metrics::histogram!("qwen_gateway_time_to_first_byte_seconds", "endpoint" => endpoint.clone())
                 .record(t.duration_since(self.start).as_secs_f64());
         }
         if let Some(usage) = &info.usage {

@@ -56,33 +56,32 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
-fn is_api_path(path: &str) -> bool {
-    path == "/v1" || path.starts_with("/v1/")
-}
-
-fn is_admin_path(path: &str) -> bool {
-    path == "/admin" || path.starts_with("/admin/")
-}
-
-/// Requests served by the gateway itself (the model list) are not counted against limits.
-fn is_limited_path(path: &str) -> bool {
-    !(path == "/v1/models" || path.starts_with("/v1/models/"))
-}
-
 fn refuse(reason: &'static str, err: AuthError) -> Response {
     metrics::counter!("qwen_gateway_auth_refusals_total", "reason" => reason).increment(1);
     ApiError::from(err).into_response()
 }
 
-/// Middleware for `/v1/*` with `auth.mode = "keys"`: a valid key or 401, limits or 429,
-/// then the handler with the [`ClientKey`] in the extensions; `x-ratelimit-*` headers on the
-/// way back for limited keys. Other paths and `auth.mode = "none"` pass untouched.
-pub async fn require_key(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    if auth.mode() != AuthMode::Keys || !is_api_path(path) {
+/// What [`require_key`] checks a route group's requests against.
+#[derive(Debug, Clone)]
+pub struct KeyGate {
+    pub auth: Arc<Auth>,
+    /// The group's requests count against the key's limits (the model list, answered by the
+    /// gateway itself, does not).
+    pub limited: bool,
+}
+
+/// Middleware for the `/v1` route groups with `auth.mode = "keys"`: a valid key or 401,
+/// limits or 429, then the handler with the [`ClientKey`] in the extensions; `x-ratelimit-*`
+/// headers on the way back for limited keys. With `auth.mode = "none"` requests pass
+/// untouched.
+pub async fn require_key(
+    State(KeyGate { auth, limited }): State<KeyGate>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    if auth.mode() != AuthMode::Keys {
         return next.run(req).await;
     }
-    let limited = is_limited_path(path);
     let key = match auth.authenticate(req.headers()).await {
         Ok(key) => key,
         Err(err) => {
@@ -135,24 +134,23 @@ pub async fn require_key(State(auth): State<Arc<Auth>>, mut req: Request, next: 
 pub struct AdminGate {
     pub auth: Arc<Auth>,
     pub sessions: Arc<Sessions>,
+    /// The dashboard's public pages (the page, its assets, the sign-in): no session needed.
+    pub public: bool,
 }
 
-/// Middleware for `/admin/*`: 404 when no admin token is configured; otherwise the request
+/// Middleware for the `/admin` route groups: 404 when no admin token is configured; otherwise the request
 /// must carry the right bearer token (else 401, and 429 from an address with too many failed
 /// attempts: [`Auth::admit_admin`]; the address is the connection's, which [`super::serve`]
 /// leaves in the extensions), or, without an `Authorization` header, a valid dashboard
 /// session cookie (else 401) and on `POST`/`DELETE` the session's CSRF token (else 403).
-/// The dashboard's public paths ([`dashboard::is_public`]) need neither. Every answer
-/// gets the dashboard's security headers ([`dashboard::harden`]). Other paths pass untouched.
+/// The dashboard's public group ([`AdminGate::public`]) needs neither. Every answer gets the
+/// dashboard's security headers ([`dashboard::harden`]).
 pub async fn require_admin(
     State(gate): State<AdminGate>,
     mut req: Request,
     next: Next,
 ) -> Response {
     let path = req.uri().path();
-    if !is_admin_path(path) {
-        return next.run(req).await;
-    }
     let auth = &gate.auth;
     if !auth.admin_enabled() {
         let err = AuthError::AdminDisabled {
@@ -162,7 +160,7 @@ pub async fn require_admin(
     }
     let by_cookie = !req.headers().contains_key(http::header::AUTHORIZATION)
         && Sessions::presented(req.headers());
-    let admitted = if dashboard::is_public(path) {
+    let admitted = if gate.public {
         Ok(())
     } else if by_cookie {
         match gate
@@ -214,16 +212,4 @@ fn session_refused(status: StatusCode, code: &'static str, message: &str) -> Res
     ApiError::new(status, crate::error::kind::INVALID_REQUEST, message)
         .with_code(code)
         .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths() {
-        assert!(is_api_path("/v1/responses") && !is_api_path("/v10") && !is_api_path("/healthz"));
-        assert!(is_admin_path("/admin/keys") && !is_admin_path("/administrator"));
-        assert!(!is_limited_path("/v1/models/gpt-4o") && is_limited_path("/v1/responses"));
-    }
 }

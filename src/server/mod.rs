@@ -22,7 +22,7 @@ use crate::store::Store;
 use crate::upstream;
 use axum::Router;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use http::HeaderName;
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,14 +111,47 @@ impl AppState {
     }
 }
 
-/// The gateway's routes with their middleware.
+const RESPONSES: &str = "/v1/responses";
+const CHAT: &str = "/v1/chat/completions";
+/// The routes whose `POST`s reach a model: the ones the usage ledger books.
+const MODEL_ROUTES: &[&str] = &[RESPONSES, CHAT];
+
+/// The gateway's routes with their middleware: the one place that knows them.
+///
+/// Routes come in groups, each with its own gate: the model calls (a key, counted against
+/// its limits), the model list (a key, not counted), the admin API and dashboard (the
+/// admin token or a session), the dashboard's public pages (no session) and the probes.
+/// Every path under `/v1` and `/admin` belongs to a group (a catch-all route answers 404
+/// behind the group's gate, so a caller without credentials learns nothing about which
+/// paths exist). The groups are merged with their full paths rather than `Router::nest`ed,
+/// because axum 0.8's `nest("/admin", …)` does not route `/admin/` (the dashboard's page)
+/// or `/v1/` into the nested router.
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
-    let grace_over = state.grace_over.clone();
-    let api = Router::new()
-        .route("/v1/responses", post(responses::create))
+    let grace = from_fn_with_state(state.grace_over.clone(), answer_until_grace_over);
+    let key = |limited| {
+        from_fn_with_state(
+            auth::KeyGate {
+                auth: state.auth.clone(),
+                limited,
+            },
+            auth::require_key,
+        )
+    };
+    let admin = |public| {
+        from_fn_with_state(
+            auth::AdminGate {
+                auth: state.auth.clone(),
+                sessions: state.sessions.clone(),
+                public,
+            },
+            auth::require_admin,
+        )
+    };
+    let model_calls = Router::new()
+        .route(RESPONSES, post(responses::create))
         // Exactly the id endpoints the gateway serves: any other path under
-        // /v1/responses/ (an extra segment, a traversal) is the 404 fallback.
+        // /v1/responses/ (an extra segment, a traversal) is the catch-all 404.
         .route(
             "/v1/responses/{id}",
             get(responses::by_id_route).delete(responses::by_id_route),
@@ -127,22 +160,27 @@ pub fn router(state: AppState) -> Router {
             "/v1/responses/{id}/input_items",
             get(responses::by_id_route),
         )
-        .route("/v1/chat/completions", post(chat::completions))
+        .route(CHAT, post(chat::completions))
+        .route("/v1", any(info::not_found))
+        .route("/v1/", any(info::not_found))
+        .route("/v1/{*rest}", any(info::not_found))
+        .method_not_allowed_fallback(info::method_not_allowed)
+        .layer(grace.clone())
+        .layer(key(true));
+    // Answered by the gateway itself: not counted against a key's limits.
+    let model_list = Router::new()
         .route("/v1/models", get(info::list_models))
         .route("/v1/models/{*id}", get(info::get_model))
-        .route("/healthz", get(info::healthz))
-        .route("/readyz", get(info::readyz))
-        .route("/metrics", get(info::metrics))
+        .method_not_allowed_fallback(info::method_not_allowed)
+        .layer(grace.clone())
+        .layer(key(false));
+    let admin_api = Router::new()
         .route("/admin/keys", get(admin::list_keys).post(admin::create_key))
         .route(
             "/admin/keys/{id_or_name}",
             get(admin::get_key).delete(admin::revoke_key),
         )
         .route("/admin/usage", get(admin::usage))
-        .route("/admin", get(dashboard::to_index))
-        .route("/admin/", get(dashboard::index))
-        .route("/admin/assets/{file}", get(dashboard::asset))
-        .route("/admin/login", post(dashboard::login))
         .route("/admin/logout", post(dashboard::logout))
         .route("/admin/usage.csv", get(dashboard::usage_csv))
         .route("/admin/status", get(dashboard::status))
@@ -155,12 +193,34 @@ pub fn router(state: AppState) -> Router {
             "/admin/responses/{id}/input_items",
             get(responses::by_id_route),
         )
+        .route("/admin/{*rest}", any(info::not_found))
+        .method_not_allowed_fallback(info::method_not_allowed)
+        .layer(grace.clone())
+        .layer(admin(false));
+    // The dashboard's page, its assets and the sign-in: no session needed.
+    let admin_public = Router::new()
+        .route("/admin", get(dashboard::to_index))
+        .route("/admin/", get(dashboard::index))
+        .route("/admin/assets/{file}", get(dashboard::asset))
+        .route("/admin/login", post(dashboard::login))
+        .method_not_allowed_fallback(info::method_not_allowed)
+        .layer(grace.clone())
+        .layer(admin(true));
+    let probes = Router::new()
+        .route("/healthz", get(info::healthz))
+        .route("/readyz", get(info::readyz))
+        .route("/metrics", get(info::metrics))
         .fallback(info::not_found)
         .method_not_allowed_fallback(info::method_not_allowed)
+        .layer(grace);
+    let api = probes
+        .merge(model_calls)
+        .merge(model_list)
+        .merge(admin_api)
+        .merge(admin_public)
         .with_state(state.clone());
     let cors = cors(&state.settings.server.cors_allow_origins);
-    // The auth layers act on `/v1/*` and `/admin/*` paths whatever the route (unknown paths
-    // and wrong methods included), inside the access log so refusals are logged too.
+    // Around every group: refusals are logged too.
     let app = api.layer(
         ServiceBuilder::new()
             .layer(from_fn_with_state(
@@ -171,18 +231,12 @@ pub fn router(state: AppState) -> Router {
             .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
             .layer(PropagateRequestIdLayer::new(request_id))
             .layer(from_fn_with_state(
-                state.ledger.clone(),
-                access_log::access_log,
-            ))
-            .layer(from_fn_with_state(
-                auth::AdminGate {
-                    auth: state.auth.clone(),
-                    sessions: state.sessions.clone(),
+                access_log::LogRoutes {
+                    ledger: state.ledger.clone(),
+                    model_routes: MODEL_ROUTES,
                 },
-                auth::require_admin,
-            ))
-            .layer(from_fn_with_state(state.auth.clone(), auth::require_key))
-            .layer(from_fn_with_state(grace_over, answer_until_grace_over)),
+                access_log::access_log,
+            )),
     );
     // Outermost: a browser's preflight carries no credentials, so it must be answered
     // before auth sees it.

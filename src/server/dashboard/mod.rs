@@ -37,11 +37,6 @@ pub use status::status;
 /// The policy of every `/admin` answer: scripts, styles and fetches from this origin only.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// `/admin` paths served without a session: the page, its assets and the sign-in.
-pub fn is_public(path: &str) -> bool {
-    matches!(path, "/admin" | "/admin/" | "/admin/login") || path.starts_with("/admin/assets/")
-}
-
 /// Sets the dashboard's security headers on an `/admin` answer (kept when a handler set one).
 pub fn harden(headers: &mut HeaderMap) {
     for (name, value) in [
@@ -278,13 +273,6 @@ pub async fn usage_csv(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn public_paths() {
-        assert!(is_public("/admin/") && is_public("/admin/assets/app.js"));
-        assert!(is_public("/admin/login") && !is_public("/admin/keys"));
-        assert!(!is_public("/admin/logout") && !is_public("/admin/usage.csv"));
-    }
 
     #[test]
     fn origin_must_match_host() {
