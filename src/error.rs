@@ -11,15 +11,57 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use std::time::Duration;
 
-/// OpenAI's error `type` values the gateway uses.
-pub mod kind {
-    pub const INVALID_REQUEST: &str = "invalid_request_error";
-    pub const AUTHENTICATION: &str = "authentication_error";
-    pub const PERMISSION: &str = "permission_error";
-    pub const NOT_FOUND: &str = "not_found_error";
-    pub const RATE_LIMIT: &str = "rate_limit_error";
-    pub const INSUFFICIENT_QUOTA: &str = "insufficient_quota";
-    pub const SERVER: &str = "server_error";
+/// OpenAI's error `type` values the gateway writes: an enum, so no other module spells
+/// one as a string (a typo would be a new error type to every client's `except` clause).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorType {
+    #[serde(rename = "invalid_request_error")]
+    InvalidRequest,
+    #[serde(rename = "authentication_error")]
+    Authentication,
+    #[serde(rename = "permission_error")]
+    Permission,
+    #[serde(rename = "not_found_error")]
+    NotFound,
+    #[serde(rename = "rate_limit_error")]
+    RateLimit,
+    InsufficientQuota,
+    #[serde(rename = "server_error")]
+    Server,
+    /// OpenAI's type for a 429 from a requests-per-minute limit.
+    Requests,
+    /// OpenAI's type for a 429 from a tokens-per-minute (or per-day) limit.
+    Tokens,
+}
+
+impl ErrorType {
+    /// The wire string, as in `{"error":{"type": …}}`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request_error",
+            Self::Authentication => "authentication_error",
+            Self::Permission => "permission_error",
+            Self::NotFound => "not_found_error",
+            Self::RateLimit => "rate_limit_error",
+            Self::InsufficientQuota => "insufficient_quota",
+            Self::Server => "server_error",
+            Self::Requests => "requests",
+            Self::Tokens => "tokens",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for ErrorType {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }
 
 /// The `code` of every error caused by the gateway's own shutdown.
@@ -31,7 +73,7 @@ pub const SHUTTING_DOWN: &str = "gateway_shutting_down";
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
-    pub kind: String,
+    pub kind: ErrorType,
     pub param: Option<String>,
     pub code: Option<String>,
     pub retry_after: Option<Duration>,
@@ -46,17 +88,17 @@ struct Envelope<'a> {
 struct Body<'a> {
     message: &'a str,
     #[serde(rename = "type")]
-    kind: &'a str,
+    kind: ErrorType,
     param: Option<&'a str>,
     code: Option<&'a str>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, kind: &str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, kind: ErrorType, message: impl Into<String>) -> Self {
         Self {
             status,
             message: message.into(),
-            kind: kind.to_owned(),
+            kind,
             param: None,
             code: None,
             retry_after: None,
@@ -80,7 +122,7 @@ impl ApiError {
 
     /// 400 `invalid_request_error`.
     pub fn invalid_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, kind::INVALID_REQUEST, message)
+        Self::new(StatusCode::BAD_REQUEST, ErrorType::InvalidRequest, message)
     }
 
     /// 400 for a parameter the gateway cannot honour (OpenAI's `unsupported_parameter`).
@@ -91,11 +133,11 @@ impl ApiError {
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, kind::INVALID_REQUEST, message).with_code("not_found")
+        Self::new(StatusCode::NOT_FOUND, ErrorType::InvalidRequest, message).with_code("not_found")
     }
 
     pub fn server(status: StatusCode, message: impl Into<String>) -> Self {
-        Self::new(status, kind::SERVER, message)
+        Self::new(status, ErrorType::Server, message)
     }
 
     /// 503 `gateway_shutting_down`: the shutdown grace period ended before this request
@@ -117,7 +159,7 @@ impl ApiError {
         Envelope {
             error: Body {
                 message: &self.message,
-                kind: &self.kind,
+                kind: self.kind,
                 param: self.param.as_deref(),
                 code: self.code.as_deref(),
             },
@@ -182,5 +224,23 @@ mod tests {
         let plain = ApiError::invalid_request("bad").to_json();
         assert!(plain["error"]["param"].is_null());
         assert!(plain["error"]["code"].is_null());
+    }
+
+    #[test]
+    fn error_types_serialise_as_their_wire_strings() {
+        use ErrorType as T;
+        for t in [
+            T::InvalidRequest,
+            T::Authentication,
+            T::Permission,
+            T::NotFound,
+            T::RateLimit,
+            T::InsufficientQuota,
+            T::Server,
+            T::Requests,
+            T::Tokens,
+        ] {
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+        }
     }
 }

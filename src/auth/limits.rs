@@ -38,10 +38,11 @@ impl LimitKind {
     }
 
     /// OpenAI's error `type` for a rate limit: `requests` or `tokens`.
-    pub fn error_type(self) -> &'static str {
+    pub fn error_type(self) -> crate::error::ErrorType {
+        use crate::error::ErrorType;
         match self {
-            LimitKind::RequestsPerMinute => "requests",
-            LimitKind::TokensPerMinute | LimitKind::TokensPerDay => "tokens",
+            LimitKind::RequestsPerMinute => ErrorType::Requests,
+            LimitKind::TokensPerMinute | LimitKind::TokensPerDay => ErrorType::Tokens,
         }
     }
 

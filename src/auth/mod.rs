@@ -104,27 +104,27 @@ impl From<AuthError> for ApiError {
             A::MissingKey | A::UnknownKey | A::RevokedKey { .. } | A::ExpiredKey { .. } => {
                 ApiError::new(
                     StatusCode::UNAUTHORIZED,
-                    error::kind::INVALID_REQUEST,
+                    error::ErrorType::InvalidRequest,
                     message,
                 )
                 .with_code("invalid_api_key")
             }
             A::AdminUnauthorized => ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                error::kind::INVALID_REQUEST,
+                error::ErrorType::InvalidRequest,
                 message,
             )
             .with_code("invalid_admin_token"),
             A::AdminThrottled { retry_after } => ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                error::kind::RATE_LIMIT,
+                error::ErrorType::RateLimit,
                 message,
             )
             .with_code("admin_auth_throttled")
             .with_retry_after(Some(retry_after)),
             A::AdminDisabled { .. } => ApiError::not_found(message),
             A::ModelNotAllowed { .. } => {
-                ApiError::new(StatusCode::FORBIDDEN, error::kind::PERMISSION, message)
+                ApiError::new(StatusCode::FORBIDDEN, error::ErrorType::Permission, message)
                     .with_param("model")
                     .with_code("model_not_allowed")
             }
@@ -145,13 +145,15 @@ impl From<AuthError> for ApiError {
                 .with_param(param)
                 .with_code("invalid_value"),
             A::KeyNotFound(_) => {
-                ApiError::new(StatusCode::NOT_FOUND, error::kind::NOT_FOUND, message)
+                ApiError::new(StatusCode::NOT_FOUND, error::ErrorType::NotFound, message)
                     .with_code("key_not_found")
             }
-            A::Store(StoreError::Conflict { .. }) => {
-                ApiError::new(StatusCode::CONFLICT, error::kind::INVALID_REQUEST, message)
-                    .with_code("key_exists")
-            }
+            A::Store(StoreError::Conflict { .. }) => ApiError::new(
+                StatusCode::CONFLICT,
+                error::ErrorType::InvalidRequest,
+                message,
+            )
+            .with_code("key_exists"),
             A::Store(_) => ApiError::server(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "The gateway's key store is unavailable; retry shortly.",

@@ -7,7 +7,7 @@
 //! error whichever way it arrived.
 
 use super::events::EventKind;
-use crate::error::{ApiError, kind};
+use crate::error::{ApiError, ErrorType};
 use http::StatusCode;
 use serde_json::Value;
 use std::time::Duration;
@@ -210,7 +210,7 @@ fn class_of(u: &Upstream) -> Class {
     } else if (400..500).contains(&status)
         || has("invalid")
         || has("context_length")
-        || kind == crate::error::kind::INVALID_REQUEST
+        || kind == ErrorType::InvalidRequest.as_str()
     {
         Class::Invalid
     } else {
@@ -249,20 +249,20 @@ fn classify(u: Upstream, retry_after: Option<Duration>) -> ApiError {
         .with_code("content_filter"),
         Class::Quota => ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
-            kind::INSUFFICIENT_QUOTA,
+            ErrorType::InsufficientQuota,
             said("The Model Studio account behind this gateway is out of quota or overdue."),
         )
         .with_code("insufficient_quota"),
         Class::RateLimit => ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
-            kind::RATE_LIMIT,
+            ErrorType::RateLimit,
             said("Model Studio rate limit reached; retry later."),
         )
         .with_code("rate_limit_exceeded")
         .with_retry_after(retry_after),
         Class::ModelNotFound => ApiError::new(
             StatusCode::NOT_FOUND,
-            kind::INVALID_REQUEST,
+            ErrorType::InvalidRequest,
             said("The model does not exist or is not available in Model Studio."),
         )
         .with_code("model_not_found")
@@ -270,7 +270,7 @@ fn classify(u: Upstream, retry_after: Option<Duration>) -> ApiError {
         Class::Permission => with_upstream_code(
             ApiError::new(
                 StatusCode::FORBIDDEN,
-                kind::PERMISSION,
+                ErrorType::Permission,
                 said("Model Studio denied access (the model may not be enabled for this account)."),
             ),
             &u,
@@ -288,7 +288,7 @@ fn classify(u: Upstream, retry_after: Option<Duration>) -> ApiError {
                 .unwrap_or(StatusCode::BAD_REQUEST);
             let mut err = ApiError::new(
                 status,
-                kind::INVALID_REQUEST,
+                ErrorType::InvalidRequest,
                 said("Model Studio rejected the request."),
             );
             err.param = u.param.clone();

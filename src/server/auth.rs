@@ -209,7 +209,7 @@ pub async fn require_admin(
 /// guessed, and an expired one would otherwise lock its owner out of signing in again).
 fn session_refused(status: StatusCode, code: &'static str, message: &str) -> Response {
     metrics::counter!("qwen_gateway_auth_refusals_total", "reason" => "admin_session").increment(1);
-    ApiError::new(status, crate::error::kind::INVALID_REQUEST, message)
+    ApiError::new(status, crate::error::ErrorType::InvalidRequest, message)
         .with_code(code)
         .into_response()
 }

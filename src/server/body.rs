@@ -22,7 +22,7 @@ pub async fn read_limited(body: Body, limit: usize, timeout: Duration) -> Result
         ))),
         Err(_) => Err(ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
-            crate::error::kind::INVALID_REQUEST,
+            crate::error::ErrorType::InvalidRequest,
             format!(
                 "The request body did not arrive within {timeout:?} (server.body_read_timeout)."
             ),
@@ -45,7 +45,7 @@ fn is_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {
 pub fn too_large(limit: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        crate::error::kind::INVALID_REQUEST,
+        crate::error::ErrorType::InvalidRequest,
         format!("Request body is larger than the gateway's limit of {limit} bytes (server.max_body_bytes)."),
     )
     .with_code("request_too_large")

@@ -17,7 +17,7 @@ pub async fn get_model(State(state): State<AppState>, Path(id): Path<String>) ->
         Some(model) => Json(model).into_response(),
         None => ApiError::new(
             StatusCode::NOT_FOUND,
-            crate::error::kind::INVALID_REQUEST,
+            crate::error::ErrorType::InvalidRequest,
             format!("The model '{id}' does not exist or is not configured on this gateway."),
         )
         .with_param("model")
@@ -91,7 +91,7 @@ pub async fn not_found(uri: Uri) -> ApiError {
 pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        crate::error::kind::INVALID_REQUEST,
+        crate::error::ErrorType::InvalidRequest,
         format!("Method {method} is not allowed on {}.", uri.path()),
     )
     .with_code("method_not_allowed")

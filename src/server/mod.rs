@@ -269,7 +269,7 @@ async fn refuse_large_heads(
     if line + headers > max {
         return crate::error::ApiError::new(
             http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            crate::error::kind::INVALID_REQUEST,
+            crate::error::ErrorType::InvalidRequest,
             format!("The request head is larger than {max} bytes (server.max_header_bytes)."),
         )
         .with_code("request_header_too_large")

@@ -306,7 +306,7 @@ impl Relay {
             "param": null,
             "sequence_number": sequence,
             "error": {
-                "type": crate::error::kind::SERVER,
+                "type": crate::error::ErrorType::Server,
                 "code": code,
                 "message": message,
                 "param": null,

@@ -1,6 +1,6 @@
 //! Why the gateway could not get an answer from any region, and how a client sees that.
 
-use crate::error::{ApiError, kind};
+use crate::error::{ApiError, ErrorType};
 use http::StatusCode;
 use std::time::Duration;
 
@@ -59,7 +59,7 @@ impl From<UpstreamError> for ApiError {
             U::NoRegion { .. } => ApiError::server(StatusCode::SERVICE_UNAVAILABLE, message)
                 .with_code("no_upstream_available"),
             U::RateLimited { retry_after } => {
-                ApiError::new(StatusCode::TOO_MANY_REQUESTS, kind::RATE_LIMIT, message)
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, ErrorType::RateLimit, message)
                     .with_code("rate_limit_exceeded")
                     .with_retry_after(Some(Duration::from_secs(
                         retry_after.as_secs_f64().ceil().max(1.0) as u64,
@@ -73,7 +73,7 @@ impl From<UpstreamError> for ApiError {
                 ApiError::server(StatusCode::BAD_GATEWAY, message).with_code("upstream_auth_failed")
             }
             U::RegionNotAllowed { .. } => {
-                ApiError::new(StatusCode::FORBIDDEN, kind::PERMISSION, message)
+                ApiError::new(StatusCode::FORBIDDEN, ErrorType::Permission, message)
                     .with_code("region_not_allowed")
             }
             U::Unreachable { .. } => {
