@@ -1,11 +1,34 @@
-//! Reading a client's request body within the configured size limit.
+//! Reading a client's request body within the configured size limit, and parsing it where
+//! it cannot stall the runtime. Both model endpoints take their body through [`LimitedBody`],
+//! so the size cap, the read timeout and their errors have one home.
 
+use super::AppState;
 use crate::error::ApiError;
 use axum::body::Body;
+use axum::extract::{FromRequest, Request};
 use bytes::Bytes;
 use http::StatusCode;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use std::time::Duration;
+
+/// The request body, read whole within `server.max_body_bytes` and
+/// `server.body_read_timeout` (see [`read_limited`] for the refusals).
+pub struct LimitedBody(pub Bytes);
+
+impl FromRequest<AppState> for LimitedBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let server = &state.settings.server;
+        read_limited(
+            req.into_body(),
+            server.max_body_bytes,
+            server.body_read_timeout,
+        )
+        .await
+        .map(Self)
+    }
+}
 
 /// The whole body, or 413 past `limit` bytes (at once when `Content-Length` says so), 408
 /// when it takes longer than `timeout`, or 400 when the client broke off.

@@ -11,7 +11,8 @@ use source::EventSource;
 
 use super::AppState;
 use super::auth::Caller;
-use super::{body, headers};
+use super::body::{self, LimitedBody};
+use super::headers;
 use crate::error::ApiError;
 use crate::request_context::RequestMeta;
 use crate::translate::merge::{merge_choices, sum_usage};
@@ -36,14 +37,8 @@ pub async fn completions(
     Extension(meta): Extension<RequestMeta>,
     caller: Caller,
     client_headers: HeaderMap,
-    body: Body,
+    LimitedBody(bytes): LimitedBody,
 ) -> Result<Response, ApiError> {
-    let bytes = body::read_limited(
-        body,
-        state.settings.server.max_body_bytes,
-        state.settings.server.body_read_timeout,
-    )
-    .await?;
     let c = &state.settings.chat;
     let size = SizeLimits {
         max_messages: c.max_messages,

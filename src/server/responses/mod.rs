@@ -7,7 +7,8 @@ mod fields;
 
 use super::AppState;
 use super::auth::Caller;
-use super::{body, headers, relay};
+use super::body::{self, LimitedBody};
+use super::{headers, relay};
 use crate::conversation::{self, TurnRecorder};
 use crate::error::ApiError;
 use crate::model_studio::conformance;
@@ -34,14 +35,8 @@ pub async fn create(
     Extension(meta): Extension<RequestMeta>,
     caller: Caller,
     client_headers: HeaderMap,
-    body: Body,
+    LimitedBody(bytes): LimitedBody,
 ) -> Result<Response, ApiError> {
-    let bytes = body::read_limited(
-        body,
-        state.settings.server.max_body_bytes,
-        state.settings.server.body_read_timeout,
-    )
-    .await?;
     let probe = {
         let bytes = bytes.clone();
         body::off_runtime(bytes.len(), move || probe(&bytes)).await?
