@@ -375,7 +375,7 @@ fn run_serve(path: Option<PathBuf>, log_format: Option<LogFormatArg>) -> ExitCod
         }
     };
     let result = runtime.block_on(async move {
-        let listen = settings.server.listen.clone();
+        let listen = settings.server.listen;
         let store = crate::store::Store::open(&settings.store.url)
             .await
             .map_err(|e| format!("cannot open the store: {e}"))?;
@@ -399,7 +399,7 @@ fn run_serve(path: Option<PathBuf>, log_format: Option<LogFormatArg>) -> ExitCod
             .spawn_purger(std::time::Duration::from_secs(600));
         let shutdown = shutdown_signal()
             .map_err(|e| format!("cannot install the SIGTERM/SIGINT handlers: {e}"))?;
-        let listener = tokio::net::TcpListener::bind(&listen)
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;

@@ -143,7 +143,7 @@ fn default_bind_is_loopback() {
     let settings =
         qwen_gateway::config::Settings::load_with_env(None, Some(Default::default())).unwrap();
     assert!(
-        settings.server.listen.starts_with("127.0.0.1:"),
+        settings.server.listen.ip().is_loopback(),
         "{}",
         settings.server.listen
     );

@@ -55,7 +55,9 @@ pub struct Settings {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServerConfig {
-    pub listen: String,
+    /// An `IP:port` (`0.0.0.0:8080`, `[::]:8080`), parsed when the configuration loads so a
+    /// typo is a configuration error, not a failure at bind time; host names are refused.
+    pub listen: std::net::SocketAddr,
     pub max_body_bytes: usize,
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,

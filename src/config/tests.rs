@@ -46,11 +46,22 @@ fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
 #[test]
 fn built_in_defaults_load() {
     let s = Settings::load_with_env(None, Some(HashMap::new())).unwrap();
-    assert_eq!(s.server.listen, "127.0.0.1:8080");
+    assert_eq!(s.server.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(s.server.header_read_timeout, Duration::from_secs(10));
     assert_eq!(s.server.body_read_timeout, Duration::from_secs(30));
     assert_eq!(s.upstream.regions, ["singapore", "beijing"]);
     assert_eq!(s.auth.mode, AuthMode::None);
+}
+
+#[test]
+fn listen_must_be_an_ip_and_port() {
+    for bad in ["localhost:8080", "8080", "127.0.0.1", "127.0.0.1:99999"] {
+        let err =
+            Settings::load_with_env(None, Some(env(&[("QWEN_GATEWAY__SERVER__LISTEN", bad)])))
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("listen"), "{bad}: {err}");
+    }
 }
 
 #[test]
@@ -64,7 +75,7 @@ fn env_overrides_with_double_underscore_and_lists() {
         ])),
     )
     .unwrap();
-    assert_eq!(s.server.listen, "0.0.0.0:9000");
+    assert_eq!(s.server.listen.to_string(), "0.0.0.0:9000");
     assert_eq!(s.upstream.regions, ["beijing", "singapore"]);
     assert_eq!(s.regions["beijing"].api_key_env, ["A", "B"]);
 }
