@@ -352,7 +352,9 @@ pub fn secret_from_env(
 #[derive(Debug, Clone)]
 pub struct ResolvedRegion {
     pub name: String,
-    pub base_url: String,
+    /// `regions.NAME.base_url`, parsed once here (without its trailing `/`): requests push
+    /// path segments onto it, never re-parse it.
+    pub base_url: url::Url,
     pub keys: Vec<RegionKey>,
     /// `regions.NAME.workspace`.
     pub workspace: Option<String>,
@@ -528,9 +530,13 @@ impl Settings {
                 ));
                 continue;
             }
+            let base_url =
+                url::Url::parse(region.base_url.trim().trim_end_matches('/')).map_err(|e| {
+                    ConfigError::Invalid(format!("regions.{name}.base_url is not a valid URL: {e}"))
+                })?;
             usable.push(ResolvedRegion {
                 name: name.clone(),
-                base_url: region.base_url.trim().trim_end_matches('/').to_owned(),
+                base_url,
                 keys,
                 workspace: region.workspace.clone().filter(|w| !w.trim().is_empty()),
             });

@@ -34,10 +34,9 @@ pub struct RegionKeyState {
 #[derive(Debug)]
 pub struct Region {
     name: Arc<str>,
-    base_url: String,
-    /// `base_url` parsed once: reparsing it (IDNA and all) per request was measurable.
-    /// `None` only when it does not parse (config validation refuses that).
-    base: Option<reqwest::Url>,
+    /// `regions.NAME.base_url` as the configuration parsed it: reparsing it (IDNA and all)
+    /// per request was measurable.
+    base: reqwest::Url,
     /// `X-DashScope-WorkSpace` for every request to this region.
     workspace: Option<http::HeaderValue>,
     keys: Vec<RegionKey>,
@@ -51,12 +50,11 @@ impl Region {
     pub fn new(resolved: ResolvedRegion, breaker: Breaker) -> Option<Self> {
         (!resolved.keys.is_empty()).then(|| Self {
             name: resolved.name.into(),
-            base: reqwest::Url::parse(&resolved.base_url).ok(),
+            base: resolved.base_url,
             workspace: resolved
                 .workspace
                 .as_deref()
                 .and_then(|w| http::HeaderValue::from_str(w).ok()),
-            base_url: resolved.base_url,
             health: resolved
                 .keys
                 .iter()
@@ -76,14 +74,10 @@ impl Region {
         self.name.clone()
     }
 
-    pub fn base_url(&self) -> &str {
-        &self.base_url
-    }
-
     /// The URL of `target` in this region (see [`Target::url`]); `None` when `base_url`
-    /// did not parse.
+    /// cannot be a base (config validation refuses such a URL).
     pub fn url_for(&self, target: &Target) -> Option<reqwest::Url> {
-        target.url(self.base.as_ref()?)
+        target.url(&self.base)
     }
 
     pub fn workspace(&self) -> Option<&http::HeaderValue> {
@@ -191,7 +185,7 @@ mod tests {
         Region::new(
             ResolvedRegion {
                 name: "r".into(),
-                base_url: "http://x".into(),
+                base_url: reqwest::Url::parse("http://x").unwrap(),
                 keys: (0..keys)
                     .map(|i| RegionKey {
                         env_var: format!("K{i}"),
@@ -230,7 +224,7 @@ mod tests {
         assert_eq!(r.url_for(&create).unwrap().as_str(), "http://x/responses");
         let mut resolved = ResolvedRegion {
             name: "r".into(),
-            base_url: "https://h.example/api/v1/".into(),
+            base_url: reqwest::Url::parse("https://h.example/api/v1/").unwrap(),
             keys: vec![RegionKey {
                 env_var: "K".into(),
                 secret: Secret::new("sk"),
@@ -243,7 +237,7 @@ mod tests {
             r.url_for(&items).unwrap().as_str(),
             "https://h.example/api/v1/responses/resp_1/input_items"
         );
-        resolved.base_url = "not a url".into();
+        resolved.base_url = reqwest::Url::parse("mailto:x@h.example").unwrap();
         let r = Region::new(resolved, Breaker::new(1, Duration::from_secs(1))).unwrap();
         assert!(r.url_for(&create).is_none());
     }
