@@ -169,13 +169,13 @@ fn run_keys(command: KeysCommand) -> ExitCode {
 
 async fn keys_command(settings: &Settings, command: KeysCommand) -> Result<(), String> {
     let url = &settings.store.url;
-    if url == "memory" {
+    if *url == crate::config::StoreUrl::Memory {
         return Err(
             "store.url is `memory`: keys would vanish when this command exits; configure `sqlite://PATH` or `redis://...`"
                 .into(),
         );
     }
-    let store = crate::store::Store::open(url)
+    let store = crate::store::Store::connect(url, crate::store::Clock::System)
         .await
         .map_err(|e| format!("cannot open the store: {e}"))?;
     match command {
@@ -376,7 +376,7 @@ fn run_serve(path: Option<PathBuf>, log_format: Option<LogFormatArg>) -> ExitCod
     };
     let result = runtime.block_on(async move {
         let listen = settings.server.listen;
-        let store = crate::store::Store::open(&settings.store.url)
+        let store = crate::store::Store::connect(&settings.store.url, crate::store::Clock::System)
             .await
             .map_err(|e| format!("cannot open the store: {e}"))?;
         // Like region keys, the admin token may come from a mounted file (`<VAR>_FILE`).

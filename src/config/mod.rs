@@ -9,6 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+pub use store_url::{StoreUrl, StoreUrlError};
 
 /// The compiled-in lowest layer, so the binary runs with no file on disk.
 const BUILT_IN: &str = include_str!("../../config/default.toml");
@@ -228,7 +229,7 @@ fn default_key_cache_ttl() -> Duration {
 
 #[derive(Clone, Serialize, Deserialize)]
 pub struct StoreConfig {
-    pub url: String,
+    pub url: StoreUrl,
     /// How long response ids are remembered with their region (Model Studio keeps them 7 days).
     #[serde(with = "humantime_serde")]
     pub affinity_ttl: Duration,
@@ -243,7 +244,7 @@ pub struct StoreConfig {
 impl std::fmt::Debug for StoreConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreConfig")
-            .field("url", &redact_url_password(&self.url))
+            .field("url", &self.url)
             .field("affinity_ttl", &self.affinity_ttl)
             .field("conversations", &self.conversations)
             .field("max_replay_turns", &self.max_replay_turns)
@@ -266,10 +267,6 @@ pub fn redact_password(text: &str, url: &str) -> String {
         Some(password) => text.replace(password, "***"),
         None => text.to_owned(),
     }
-}
-
-fn redact_url_password(url: &str) -> String {
-    redact_password(url, url)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -551,7 +548,7 @@ impl Settings {
     /// The effective configuration as TOML, plus which key variables are set. Never values.
     pub fn describe(&self, lookup: impl Fn(&str) -> Option<String>) -> String {
         let out = toml::to_string_pretty(self).unwrap_or_else(|e| format!("# {e}\n"));
-        let mut out = redact_password(&out, &self.store.url);
+        let mut out = redact_password(&out, &self.store.url.as_url());
         out.push_str("\n# upstream keys (values never shown)\n");
         for (name, region) in &self.regions {
             for var in &region.api_key_env {
@@ -593,5 +590,6 @@ fn string_or_list<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<String>, D::Er
     })
 }
 
+mod store_url;
 #[cfg(test)]
 mod tests;

@@ -23,7 +23,7 @@ fn cors_origins_must_be_origins() {
 #[test]
 fn store_debug_hides_a_url_password() {
     let store = StoreConfig {
-        url: "redis://user:s3cret-pw@host:6379/0".into(),
+        url: StoreUrl::parse("redis://user:s3cret-pw@host:6379/0").unwrap(),
         affinity_ttl: Duration::from_secs(1),
         conversations: false,
         max_replay_turns: 1,
@@ -213,4 +213,25 @@ fn secrets_are_redacted() {
     let text = s.describe(|_| Some("sk-very-secret".into()));
     assert!(!text.contains("sk-very-secret"));
     assert!(text.contains("DASHSCOPE_API_KEY = <set>"));
+}
+
+#[test]
+fn store_url_is_parsed_when_the_configuration_loads() {
+    let s = Settings::load_with_env(
+        None,
+        Some(env(&[("QWEN_GATEWAY__STORE__URL", "sqlite://data/x.db")])),
+    )
+    .unwrap();
+    assert_eq!(s.store.url, StoreUrl::Sqlite("data/x.db".into()));
+    let err = Settings::load_with_env(
+        None,
+        Some(env(&[(
+            "QWEN_GATEWAY__STORE__URL",
+            "postgres://u:hunter2@h/db",
+        )])),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("postgres"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
 }

@@ -21,6 +21,7 @@ pub mod sqlite;
 #[cfg(test)]
 mod tests;
 
+use crate::config::StoreUrl;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -41,13 +42,9 @@ pub enum Store {
 /// credentials.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// Only the scheme is kept: a full URL (e.g. `redis://user:pass@host`) may hold a password.
-    #[error(
-        "unsupported store url scheme `{scheme}` (expected `memory`, `sqlite://PATH` or `redis://HOST`)"
-    )]
-    UnsupportedUrl { scheme: String },
-    #[error("invalid store url: {reason}")]
-    InvalidUrl { reason: &'static str },
+    /// A `store.url` given as a string (the configuration parses its own when it loads).
+    #[error(transparent)]
+    Url(#[from] crate::config::StoreUrlError),
     #[error("store {op} failed: {source}")]
     Backend {
         op: &'static str,
@@ -125,7 +122,7 @@ impl Store {
     ///
     /// `memory` → in-process maps; `sqlite://PATH` (relative, absolute as `sqlite:///abs`, or
     /// `sqlite://:memory:`) → SQLite with migrations applied; `redis://[user:pass@]host[:port][/db]`
-    /// → Redis under the `qgw:` key prefix. Anything else is [`StoreError::UnsupportedUrl`].
+    /// → Redis under the `qgw:` key prefix. Anything else is [`StoreError::Url`].
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         Store::open_with_clock(url, Clock::System).await
     }
@@ -133,27 +130,19 @@ impl Store {
     /// Like [`Store::open`] with an explicit clock, so expiry can be tested without sleeping.
     /// Redis ignores the clock: its server decides expiry.
     pub async fn open_with_clock(url: &str, clock: Clock) -> Result<Store, StoreError> {
-        if url == "memory" {
-            return Ok(Store::Memory(memory::MemoryStore::new(clock)));
-        }
-        if let Some(path) = url.strip_prefix("sqlite://") {
-            if path.is_empty() {
-                return Err(StoreError::InvalidUrl {
-                    reason: "`sqlite://` needs a path, e.g. `sqlite://qwen-gateway.db`",
-                });
+        Store::connect(&StoreUrl::parse(url)?, clock).await
+    }
+
+    /// Opens the backend `url` names (the configuration's `store.url`, already parsed).
+    pub async fn connect(url: &StoreUrl, clock: Clock) -> Result<Store, StoreError> {
+        Ok(match url {
+            StoreUrl::Memory => Store::Memory(memory::MemoryStore::new(clock)),
+            StoreUrl::Sqlite(path) => {
+                Store::Sqlite(sqlite::SqliteStore::open(path.clone(), clock).await?)
             }
-            return Ok(Store::Sqlite(
-                sqlite::SqliteStore::open(path.to_owned(), clock).await?,
-            ));
-        }
-        if url.starts_with("redis://") {
-            return Ok(Store::Redis(
-                redis::RedisStore::connect(url, redis::DEFAULT_PREFIX).await?,
-            ));
-        }
-        let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
-        Err(StoreError::UnsupportedUrl {
-            scheme: scheme.to_owned(),
+            StoreUrl::Redis(url) => {
+                Store::Redis(redis::RedisStore::connect(url, redis::DEFAULT_PREFIX).await?)
+            }
         })
     }
 

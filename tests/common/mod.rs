@@ -104,9 +104,12 @@ pub async fn start_gateway_full(
         .resolve_regions(|var| var.starts_with("TEST_KEY_").then(|| key(var)))
         .expect("regions")
         .usable;
-    let store = qwen_gateway::store::Store::open(&settings.store.url)
-        .await
-        .expect("store");
+    let store = qwen_gateway::store::Store::connect(
+        &settings.store.url,
+        qwen_gateway::store::Clock::System,
+    )
+    .await
+    .expect("store");
     qwen_gateway::telemetry::install();
     let state = AppState::new(settings, regions, store.clone())
         .expect("state")

@@ -186,12 +186,15 @@ async fn pages_seek_through_indexes_and_never_sort() {
 #[tokio::test]
 async fn rejects_bad_urls_without_echoing_them() {
     match Store::open("sqlite://").await {
-        Err(StoreError::InvalidUrl { .. }) => {}
-        other => panic!("expected InvalidUrl, got {other:?}"),
+        Err(StoreError::Url(crate::config::StoreUrlError::SqliteWithoutPath)) => {}
+        other => panic!("expected SqliteWithoutPath, got {other:?}"),
     }
     let err = Store::open("postgres://admin:hunter2@db/x")
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::UnsupportedUrl { .. }));
+    assert!(matches!(
+        err,
+        StoreError::Url(crate::config::StoreUrlError::Unsupported { .. })
+    ));
     assert!(!err.to_string().contains("hunter2"), "{err}");
 }
