@@ -130,19 +130,42 @@ pub struct KeyView {
     pub created_at: String,
     pub expires_at: Option<String>,
     pub revoked_at: Option<String>,
-    /// `active`, `revoked` or `expired`.
-    pub status: &'static str,
+    pub status: KeyStatus,
+}
+
+/// Whether a key is accepted now: what the list's filter, the CLI table and the dashboard
+/// show (serialised `active`, `revoked`, `expired`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStatus {
+    Active,
+    Revoked,
+    Expired,
+}
+
+impl KeyStatus {
+    pub fn of(record: &KeyRecord, now: i64) -> Self {
+        if record.revoked_at.is_some() {
+            Self::Revoked
+        } else if record.is_active(now) {
+            Self::Active
+        } else {
+            Self::Expired
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+        }
+    }
 }
 
 impl KeyView {
     pub fn of(record: &KeyRecord, now: i64) -> Self {
-        let status = if record.revoked_at.is_some() {
-            "revoked"
-        } else if record.is_active(now) {
-            "active"
-        } else {
-            "expired"
-        };
+        let status = KeyStatus::of(record, now);
         Self {
             id: record.id.clone(),
             name: record.name.clone(),

@@ -214,7 +214,7 @@ pub fn keys_table(views: &[KeyView]) -> String {
                 k.id.clone(),
                 k.name.clone(),
                 k.prefix.clone(),
-                k.status.to_owned(),
+                k.status.as_str().to_owned(),
                 list(&k.models),
                 list(&k.regions),
                 opt(k.rpm),

@@ -81,13 +81,13 @@ async fn create_list_revoke_and_usage() {
     assert!(create_key(&store, spec("alice"), &[]).await.is_err());
     let list = list_keys(&store).await.unwrap();
     assert_eq!(list.len(), 1);
-    assert_eq!(list[0].status, "active");
+    assert_eq!(list[0].status, KeyStatus::Active);
     let json = serde_json::to_string(&list).unwrap();
     assert!(!json.contains(&created.record.hash));
     assert!(!json.contains(created.key.expose()));
     assert!(keys_table(&list).contains("alice"));
     let revoked = revoke_key(&store, "alice").await.unwrap();
-    assert_eq!(revoked.status, "revoked");
+    assert_eq!(revoked.status, KeyStatus::Revoked);
     assert!(matches!(
         revoke_key(&store, "bob").await,
         Err(AuthError::KeyNotFound(_))
