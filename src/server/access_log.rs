@@ -10,7 +10,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
-use std::borrow::Cow;
+use metrics::SharedString;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -39,7 +39,11 @@ pub async fn access_log(State(routes): State<LogRoutes>, mut req: Request, next:
         .extensions()
         .get::<MatchedPath>()
         .map(MatchedPath::as_str);
-    let endpoint = matched.map_or(Cow::Borrowed(UNMATCHED), |m| Cow::Owned(m.to_owned()));
+    // Shared, not owned: the label is cloned into several metrics per request, and a
+    // shared string's clone is a reference count, not an allocation.
+    let endpoint = matched.map_or(SharedString::const_str(UNMATCHED), |m| {
+        SharedString::from(std::sync::Arc::<str>::from(m))
+    });
     let books = req.method() == http::Method::POST
         && matched.is_some_and(|m| routes.model_routes.contains(&m));
     let ledger = books.then_some(routes.ledger);
@@ -88,7 +92,7 @@ struct LogLine {
     method: String,
     path: String,
     request_id: String,
-    endpoint: Cow<'static, str>,
+    endpoint: SharedString,
     status: u16,
     start: Instant,
     meta: RequestMeta,
