@@ -40,12 +40,15 @@ test("sign in, create a key, use it, see its usage and CSV, revoke it, sign out"
   await page.getByText("That is not the admin token.").waitFor();
   await page.getByLabel("Admin token").fill(ADMIN);
   await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByRole("heading", { name: "Keys" }).waitFor();
+  await page.getByRole("heading", { name: "Keys", exact: true }).waitFor();
 
   await page.getByRole("button", { name: "New key" }).click();
   await page.getByLabel("Name", { exact: true }).fill("browser-key");
   await page.getByLabel("Tokens / day").fill("100000");
   await page.getByRole("button", { name: "Create key" }).click();
+  // The key is written into the page when the POST answers: wait for it, not for the click.
+  await page.locator("#created").waitFor();
+  await page.waitForFunction(() => document.getElementById("created-key").textContent.trim() !== "");
   const key = (await page.locator("#created-key").textContent()).trim();
   assert.match(key, /^qgw-/);
   await page.getByRole("button", { name: "Done" }).click();
@@ -102,7 +105,7 @@ test("a narrow screen and the keyboard alone", { timeout: 60000 }, async () => {
   await page.waitForFunction(() => document.activeElement?.id === "token");
   await page.keyboard.type(ADMIN);
   await page.keyboard.press("Enter");
-  await page.getByRole("heading", { name: "Keys" }).waitFor();
+  await page.getByRole("heading", { name: "Keys", exact: true }).waitFor();
   const overflow = () => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok((await overflow()) <= 1, "no sideways scrolling on Keys");
   // Tab (bounded) to the Usage link, follow it with Enter.
@@ -113,10 +116,10 @@ test("a narrow screen and the keyboard alone", { timeout: 60000 }, async () => {
   }
   assert.ok(reached, "the Usage link is reachable with Tab");
   await page.keyboard.press("Enter");
-  await page.getByRole("heading", { name: "Usage" }).waitFor();
+  await page.getByRole("heading", { name: "Usage", exact: true }).waitFor();
   assert.ok((await overflow()) <= 1, "no sideways scrolling on Usage");
   await page.goto(`${base}/admin/#status`);
-  await page.getByRole("heading", { name: "Status" }).waitFor();
+  await page.getByRole("heading", { name: "Status", exact: true }).waitFor();
   assert.ok((await overflow()) <= 1, "no sideways scrolling on Status");
   await context.close();
 });

@@ -20,7 +20,7 @@ try {
   await page.screenshot({ path: join(out, "signin.png") });
   await page.getByLabel("Admin token").fill(ADMIN);
   await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByRole("heading", { name: "Keys" }).waitFor();
+  await page.getByRole("heading", { name: "Keys", exact: true }).waitFor();
   const keys = {};
   for (const name of ["alice", "bob", "ci-bot"]) {
     keys[name] = await page.evaluate(async (name) => {
