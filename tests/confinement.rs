@@ -483,14 +483,7 @@ async fn an_upstream_echoing_the_key_never_hands_it_to_a_client() {
         .count();
     assert!(leaked >= 9, "the mock echoed the key in {leaked} answers");
     // Counted in /metrics (and logged, without the key).
-    let metrics = c
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&gw).await;
     let scrubbed: f64 = metrics
         .lines()
         .filter(|l| l.starts_with("qwen_gateway_secrets_scrubbed_total{"))

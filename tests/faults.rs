@@ -247,14 +247,7 @@ impl Rig {
 
 /// `qwen_gateway_open_streams` per endpoint label.
 async fn open_streams_gauge(gw: &Gateway) -> Vec<(String, f64)> {
-    let text = client()
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(gw).await;
     text.lines()
         .filter(|l| l.starts_with("qwen_gateway_open_streams{"))
         .map(|l| {

@@ -46,17 +46,6 @@ async fn readyz(gw: &Gateway) -> Value {
         .expect("/readyz is JSON")
 }
 
-async fn metrics_text(gw: &Gateway) -> String {
-    client()
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .expect("gateway answers")
-        .text()
-        .await
-        .expect("/metrics is text")
-}
-
 fn served(mock: &MockServer) -> usize {
     mock.requests()
         .iter()

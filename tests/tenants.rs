@@ -333,14 +333,7 @@ async fn every_path_under_v1_and_admin_is_behind_its_groups_gate() {
     let page = client().get(t.gw.url("/admin/")).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("<html"));
-    let metrics = client()
-        .get(t.gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&t.gw).await;
     for label in [
         "endpoint=\"/v1/{*rest}\"",
         "endpoint=\"/admin/{*rest}\"",

@@ -150,6 +150,18 @@ pub fn client() -> reqwest::Client {
         .expect("client")
 }
 
+/// The gateway's `/metrics` page.
+pub async fn metrics_text(gw: &Gateway) -> String {
+    client()
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .expect("gateway answers")
+        .text()
+        .await
+        .expect("/metrics is text")
+}
+
 /// Polls `cond` every 10 ms for at most `within`.
 pub async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + within;
