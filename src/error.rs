@@ -13,26 +13,26 @@ use std::time::Duration;
 
 /// OpenAI's error `type` values the gateway writes: an enum, so no other module spells
 /// one as a string (a typo would be a new error type to every client's `except` clause).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorType {
-    #[serde(rename = "invalid_request_error")]
     InvalidRequest,
-    #[serde(rename = "authentication_error")]
     Authentication,
-    #[serde(rename = "permission_error")]
     Permission,
-    #[serde(rename = "not_found_error")]
     NotFound,
-    #[serde(rename = "rate_limit_error")]
     RateLimit,
     InsufficientQuota,
-    #[serde(rename = "server_error")]
     Server,
     /// OpenAI's type for a 429 from a requests-per-minute limit.
     Requests,
     /// OpenAI's type for a 429 from a tokens-per-minute (or per-day) limit.
     Tokens,
+}
+
+/// Serialised as [`ErrorType::as_str`], the one list of the wire strings.
+impl Serialize for ErrorType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 impl ErrorType {
@@ -227,20 +227,20 @@ mod tests {
     }
 
     #[test]
-    fn error_types_serialise_as_their_wire_strings() {
+    fn error_types_serialise_as_openai_s_strings() {
         use ErrorType as T;
-        for t in [
-            T::InvalidRequest,
-            T::Authentication,
-            T::Permission,
-            T::NotFound,
-            T::RateLimit,
-            T::InsufficientQuota,
-            T::Server,
-            T::Requests,
-            T::Tokens,
+        for (t, wire) in [
+            (T::InvalidRequest, "invalid_request_error"),
+            (T::Authentication, "authentication_error"),
+            (T::Permission, "permission_error"),
+            (T::NotFound, "not_found_error"),
+            (T::RateLimit, "rate_limit_error"),
+            (T::InsufficientQuota, "insufficient_quota"),
+            (T::Server, "server_error"),
+            (T::Requests, "requests"),
+            (T::Tokens, "tokens"),
         ] {
-            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+            assert_eq!(serde_json::to_value(t).unwrap(), wire);
         }
     }
 }
