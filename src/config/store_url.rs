@@ -2,8 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Where shared state lives. Parsed from `memory`, `sqlite://PATH` or `redis://…` when the configuration loads, so a typo is a configuration error and
-/// later code matches on the backend instead of re-reading a string.
+/// Where shared state lives. Parsed from `memory`, `sqlite://PATH` or `redis://…` when the
+/// configuration loads, so a typo is a configuration error and later code matches on the
+/// backend instead of re-reading a string.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum StoreUrl {
@@ -54,14 +55,6 @@ impl StoreUrl {
             Self::Redis(url) => url.clone(),
         }
     }
-
-    /// The password in a Redis URL, if any: what must never be shown.
-    pub fn password(&self) -> Option<&str> {
-        match self {
-            Self::Redis(url) => super::url_password(url),
-            _ => None,
-        }
-    }
 }
 
 impl TryFrom<String> for StoreUrl {
@@ -82,10 +75,7 @@ impl From<StoreUrl> for String {
 impl std::fmt::Debug for StoreUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let url = self.as_url();
-        match self.password() {
-            Some(password) => f.write_str(&url.replace(password, "***")),
-            None => f.write_str(&url),
-        }
+        f.write_str(&super::redact_password(&url, &url))
     }
 }
 
