@@ -141,22 +141,13 @@ fn run_keys(command: KeysCommand) -> ExitCode {
         | KeysCommand::Revoke { config, .. }
         | KeysCommand::Usage { config, .. } => config.config.clone(),
     };
-    let settings = match Settings::load(config.as_deref()) {
+    let settings = match load_settings(config.as_deref()) {
         Ok(s) => s,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match start_runtime(tokio::runtime::Builder::new_current_thread(), "error") {
         Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(keys_command(&settings, command)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -251,15 +242,9 @@ fn pretty<T: serde::Serialize>(value: &T) -> String {
 const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn run_healthcheck(url: &str) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match start_runtime(tokio::runtime::Builder::new_current_thread(), "unhealthy") {
         Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("unhealthy: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(probe(url)) {
         Ok(status) if status.is_success() => ExitCode::SUCCESS,
@@ -285,17 +270,34 @@ async fn probe(url: &str) -> Result<reqwest::StatusCode, reqwest::Error> {
     Ok(client.get(url).send().await?.status())
 }
 
+/// The configuration, or the exit code for a bad one (2, like a usage error) after saying why.
+fn load_settings(path: Option<&std::path::Path>) -> Result<Settings, ExitCode> {
+    Settings::load(path).map_err(|err| {
+        eprintln!("error: {err}");
+        ExitCode::from(2)
+    })
+}
+
+/// A runtime from `builder`, or a failure exit after saying why; `prefix` is the word a
+/// command's messages start with (`error`, or `unhealthy` for the health check).
+fn start_runtime(
+    mut builder: tokio::runtime::Builder,
+    prefix: &str,
+) -> Result<tokio::runtime::Runtime, ExitCode> {
+    builder.enable_all().build().map_err(|err| {
+        eprintln!("{prefix}: cannot start the async runtime: {err}");
+        ExitCode::FAILURE
+    })
+}
+
 fn env_lookup(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
 fn run_check(path: Option<PathBuf>) -> ExitCode {
-    let settings = match Settings::load(path.as_deref()) {
+    let settings = match load_settings(path.as_deref()) {
         Ok(s) => s,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     print!("{}", settings.describe(env_lookup));
     match settings.resolve_regions(env_lookup) {
@@ -345,12 +347,9 @@ fn init_logging(
 }
 
 fn run_serve(path: Option<PathBuf>, log_format: Option<LogFormatArg>) -> ExitCode {
-    let settings = match Settings::load(path.as_deref()) {
+    let settings = match load_settings(path.as_deref()) {
         Ok(s) => s,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let _log_guard = init_logging(&settings, log_format);
     let resolution = match settings.resolve_regions(env_lookup) {
@@ -364,15 +363,9 @@ fn run_serve(path: Option<PathBuf>, log_format: Option<LogFormatArg>) -> ExitCod
     for warning in &resolution.warnings {
         tracing::warn!("{warning}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match start_runtime(tokio::runtime::Builder::new_multi_thread(), "error") {
         Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let result = runtime.block_on(async move {
         let listen = settings.server.listen;
