@@ -28,7 +28,7 @@ use std::time::Duration;
 pub(crate) use chain::walk_chain;
 pub use clock::Clock;
 pub(crate) use records::key_conflict;
-pub use records::{Affinity, KeyRecord, Page, UsageCursor, UsageDelta, UsageRow};
+pub use records::{Affinity, KeyRecord, Page, USAGE_COUNTERS, UsageCursor, UsageDelta, UsageRow};
 
 /// The configured state store. Cloning is cheap and clones share the same state.
 #[derive(Debug, Clone)]

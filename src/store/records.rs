@@ -103,28 +103,14 @@ pub struct UsageDelta {
     pub estimated: u64,
 }
 
-/// One ledger row: the sum of every [`UsageDelta`] recorded for its (day, key, model, region).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UsageRow {
-    pub day: String,
-    pub key_id: String,
-    pub model: String,
-    pub region: String,
-    pub requests: u64,
-    pub errors: u64,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    pub cached_tokens: u64,
-    pub reasoning_tokens: u64,
-    pub tool_calls: u64,
-    /// Requests whose usage is an estimate (the stream ended without the upstream's count).
-    #[serde(default)]
-    pub estimated: u64,
-}
+/// One ledger row: the sum of every [`UsageDelta`] recorded for its (day, key, model,
+/// region). The same shape as a delta (the key and the counters), so one type serves both
+/// and the counters are listed once.
+pub type UsageRow = UsageDelta;
 
 /// The counter columns of a delta/row in one fixed order, so backends that store them by
 /// name (SQL columns, Redis hash fields) list them once.
-pub(crate) const USAGE_COUNTERS: [&str; 8] = [
+pub const USAGE_COUNTERS: [&str; 8] = [
     "requests",
     "errors",
     "input_tokens",
@@ -137,7 +123,7 @@ pub(crate) const USAGE_COUNTERS: [&str; 8] = [
 
 impl UsageDelta {
     /// The counters in [`USAGE_COUNTERS`] order.
-    pub(crate) fn counters(&self) -> [u64; 8] {
+    pub fn counters(&self) -> [u64; 8] {
         [
             self.requests,
             self.errors,

@@ -372,28 +372,27 @@ pub async fn list_keys(store: &Store) -> Result<Vec<KeyView>, AuthError> {
         .collect())
 }
 
-/// The key with this id (tried first) or name, as lists show it.
-pub async fn get_key(store: &Store, id_or_name: &str) -> Result<KeyView, AuthError> {
-    let record = match store.key_by_id(id_or_name).await? {
-        Some(record) => record,
+/// The record with this id (tried first) or name. Two indexed lookups at most, never a
+/// listing: a gateway may hold 100,000 keys.
+async fn find_key(store: &Store, id_or_name: &str) -> Result<KeyRecord, AuthError> {
+    match store.key_by_id(id_or_name).await? {
+        Some(record) => Ok(record),
         None => store
             .key_by_name(id_or_name)
             .await?
-            .ok_or_else(|| AuthError::KeyNotFound(id_or_name.to_owned()))?,
-    };
+            .ok_or_else(|| AuthError::KeyNotFound(id_or_name.to_owned())),
+    }
+}
+
+/// The key with this id (tried first) or name, as lists show it.
+pub async fn get_key(store: &Store, id_or_name: &str) -> Result<KeyView, AuthError> {
+    let record = find_key(store, id_or_name).await?;
     Ok(KeyView::of(&record, calendar::now_secs()))
 }
 
 /// Revokes the key with this id (tried first) or name and returns it as it now stands.
-/// Two indexed lookups at most, never a listing: a gateway may hold 100,000 keys.
 pub async fn revoke_key(store: &Store, id_or_name: &str) -> Result<KeyView, AuthError> {
-    let record = match store.key_by_id(id_or_name).await? {
-        Some(record) => record,
-        None => store
-            .key_by_name(id_or_name)
-            .await?
-            .ok_or_else(|| AuthError::KeyNotFound(id_or_name.to_owned()))?,
-    };
+    let record = find_key(store, id_or_name).await?;
     let now = calendar::now_secs();
     if !store.revoke_key(&record.id, now).await? {
         return Err(AuthError::KeyNotFound(id_or_name.to_owned()));
@@ -407,20 +406,10 @@ pub async fn revoke_key(store: &Store, id_or_name: &str) -> Result<KeyView, Auth
 /// or a key that no longer exists).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UsageLine {
-    pub day: String,
-    pub key_id: String,
+    /// Serialised inline: a line is a row's fields plus `key_name`.
+    #[serde(flatten)]
+    pub row: UsageRow,
     pub key_name: Option<String>,
-    pub model: String,
-    pub region: String,
-    pub requests: u64,
-    pub errors: u64,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    pub cached_tokens: u64,
-    pub reasoning_tokens: u64,
-    pub tool_calls: u64,
-    /// Requests whose usage is an estimate, not the upstream's count.
-    pub estimated: u64,
 }
 
 /// The ledger from `since` (a day `YYYY-MM-DD`, `today`, or a span back such as `7d`) on,
@@ -431,11 +420,12 @@ pub async fn usage(store: &Store, since: Option<&str>) -> Result<Vec<UsageLine>,
     let mut lines = named_lines(store, rows).await?;
     // Day, then key as people read it (name), then model and region.
     lines.sort_by(|a, b| {
-        (&a.day, key_label(a), &a.model, &a.region).cmp(&(
-            &b.day,
+        let (a_row, b_row) = (&a.row, &b.row);
+        (&a_row.day, key_label(a), &a_row.model, &a_row.region).cmp(&(
+            &b_row.day,
             key_label(b),
-            &b.model,
-            &b.region,
+            &b_row.model,
+            &b_row.region,
         ))
     });
     Ok(lines)
@@ -454,20 +444,9 @@ async fn named_lines(store: &Store, rows: Vec<UsageRow>) -> Result<Vec<UsageLine
     let names: HashMap<String, String> = store.key_names(&ids).await?;
     Ok(rows
         .into_iter()
-        .map(|r: UsageRow| UsageLine {
-            key_name: names.get(&r.key_id).cloned(),
-            day: r.day,
-            key_id: r.key_id,
-            model: r.model,
-            region: r.region,
-            requests: r.requests,
-            errors: r.errors,
-            input_tokens: r.input_tokens,
-            output_tokens: r.output_tokens,
-            cached_tokens: r.cached_tokens,
-            reasoning_tokens: r.reasoning_tokens,
-            tool_calls: r.tool_calls,
-            estimated: r.estimated,
+        .map(|row: UsageRow| UsageLine {
+            key_name: names.get(&row.key_id).cloned(),
+            row,
         })
         .collect())
 }

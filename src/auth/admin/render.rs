@@ -1,6 +1,7 @@
 //! Key lists and usage as the CLI prints them: aligned tables and CSV.
 
 use super::*;
+use crate::store::USAGE_COUNTERS;
 
 /// Columns left-aligned (text) or right-aligned (numbers), two spaces apart.
 fn table(header: &[&str], rows: &[Vec<String>], numeric: &[bool]) -> String {
@@ -39,40 +40,18 @@ fn or_dash(v: &str) -> String {
 }
 
 pub(super) fn key_label(line: &UsageLine) -> String {
-    match (&line.key_name, line.key_id.as_str()) {
+    match (&line.key_name, line.row.key_id.as_str()) {
         (Some(name), _) => name.clone(),
         (None, "") => "(no key)".into(),
         (None, id) => id.to_owned(),
     }
 }
 
-const USAGE_COLUMNS: [&str; 13] = [
-    "day",
-    "key_id",
-    "key_name",
-    "model",
-    "region",
-    "requests",
-    "errors",
-    "input_tokens",
-    "output_tokens",
-    "cached_tokens",
-    "reasoning_tokens",
-    "tool_calls",
-    "estimated",
-];
+/// The columns before the counters ([`USAGE_COUNTERS`]) in the CSV.
+const USAGE_KEY_COLUMNS: [&str; 5] = ["day", "key_id", "key_name", "model", "region"];
 
 fn numbers(l: &UsageLine) -> [u64; 8] {
-    [
-        l.requests,
-        l.errors,
-        l.input_tokens,
-        l.output_tokens,
-        l.cached_tokens,
-        l.reasoning_tokens,
-        l.tool_calls,
-        l.estimated,
-    ]
+    l.row.counters()
 }
 
 /// The ledger as a table with a total line.
@@ -102,10 +81,10 @@ pub fn usage_table(lines: &[UsageLine]) -> String {
                 *t = t.saturating_add(v);
             }
             let mut row = vec![
-                l.day.clone(),
+                l.row.day.clone(),
                 key_label(l),
-                or_dash(&l.model),
-                or_dash(&l.region),
+                or_dash(&l.row.model),
+                or_dash(&l.row.region),
             ];
             row.extend(n.iter().map(u64::to_string));
             row
@@ -159,15 +138,20 @@ pub fn usage_csv_for_spreadsheets(lines: &[UsageLine]) -> String {
 }
 
 fn csv_with(lines: &[UsageLine], field: fn(&str) -> String) -> String {
-    let mut out = USAGE_COLUMNS.join(",");
+    let mut out = USAGE_KEY_COLUMNS
+        .iter()
+        .chain(&USAGE_COUNTERS)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(",");
     out.push('\n');
     for l in lines {
         let mut fields = vec![
-            field(&l.day),
-            field(&l.key_id),
+            field(&l.row.day),
+            field(&l.row.key_id),
             field(l.key_name.as_deref().unwrap_or("")),
-            field(&l.model),
-            field(&l.region),
+            field(&l.row.model),
+            field(&l.row.region),
         ];
         fields.extend(numbers(l).iter().map(u64::to_string));
         out.push_str(&fields.join(","));

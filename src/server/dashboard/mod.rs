@@ -247,8 +247,8 @@ pub async fn usage_csv(
         .inspect_err(|err| tracing::warn!(error = %err, "usage.csv failed"))?;
     let lines: Vec<admin::UsageLine> = lines
         .into_iter()
-        .filter(|l| to.as_deref().is_none_or(|to| l.day.as_str() <= to))
-        .filter(|l| key.as_deref().is_none_or(|key| l.key_id == key))
+        .filter(|l| to.as_deref().is_none_or(|to| l.row.day.as_str() <= to))
+        .filter(|l| key.as_deref().is_none_or(|key| l.row.key_id == key))
         .collect();
     let name = format!(
         "attachment; filename=\"usage-{}-{}.csv\"",
