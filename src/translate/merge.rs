@@ -1,10 +1,14 @@
 //! `n > 1`: the choices of parallel completions merged into one answer, usage summed.
 
+use super::usage::ChatUsage;
+use serde::Deserialize;
 use serde_json::Value;
 
-/// Appends the other completions' choices (re-indexed) and sums their usage.
+/// Appends the other completions' choices (re-indexed) and sums their usage. A completion
+/// without usage (cut by a stop sequence) leaves the merged answer without one: a partial
+/// sum must not pass for the total.
 pub fn merge_choices(first: &mut Value, others: Vec<Value>) {
-    let mut usage = first.get("usage").cloned();
+    let mut usage = usage_of(first);
     for (offset, other) in others.into_iter().enumerate() {
         let index = offset + 1;
         if let Some(choices) = other.get("choices").and_then(Value::as_array) {
@@ -16,40 +20,30 @@ pub fn merge_choices(first: &mut Value, others: Vec<Value>) {
                 }
             }
         }
-        usage = match (usage, other.get("usage")) {
-            (Some(a), Some(b)) => Some(sum_usage(&a, b)),
+        usage = match (usage, usage_of(&other)) {
+            (Some(mut sum), Some(more)) => {
+                sum.add(&more);
+                Some(sum)
+            }
             _ => None,
         };
     }
-    match usage {
-        Some(u) => first["usage"] = u,
-        None => {
-            if let Some(obj) = first.as_object_mut() {
-                obj.remove("usage");
-            }
+    let Some(obj) = first.as_object_mut() else {
+        return;
+    };
+    match usage.map(serde_json::to_value) {
+        Some(Ok(u)) => {
+            obj.insert("usage".into(), u);
+        }
+        _ => {
+            obj.remove("usage");
         }
     }
 }
 
-/// Adds two chat `usage` objects field by field (nested details included).
-pub fn sum_usage(a: &Value, b: &Value) -> Value {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
-            Value::from(x.as_u64().unwrap_or(0) + y.as_u64().unwrap_or(0))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            let mut out = x.clone();
-            for (k, v) in y {
-                let summed = match x.get(k) {
-                    Some(existing) => sum_usage(existing, v),
-                    None => v.clone(),
-                };
-                out.insert(k.clone(), summed);
-            }
-            Value::Object(out)
-        }
-        (keep, _) => keep.clone(),
-    }
+/// The typed usage of a completion the translator built (`None` when it has none).
+fn usage_of(completion: &Value) -> Option<ChatUsage> {
+    ChatUsage::deserialize(completion.get("usage")?).ok()
 }
 
 #[cfg(test)]

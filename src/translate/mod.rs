@@ -28,7 +28,8 @@ pub use response::response_to_chat;
 pub use response::{ChatContext, CompletionBuilder};
 pub use size::{SizeLimits, check_chat_size};
 pub use stop::{StopMatcher, StopStep};
-pub use stream::{ChunkOut, ChunkTranslator, StreamContext, chat_usage, usage_chunk};
+pub use stream::{ChunkOut, ChunkTranslator, StreamContext};
+pub use usage::{ChatUsage, chat_usage, usage_chunk};
 
 use crate::error::ApiError;
 

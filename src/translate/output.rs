@@ -2,6 +2,7 @@
 //! the one-shot translation and the completion builder.
 
 use super::stop::earliest_match;
+use super::usage::ChatUsage;
 use serde_json::{Map, Value, json};
 
 /// A `function_call` output item.
@@ -260,7 +261,12 @@ pub(crate) fn created_secs(value: &Value) -> Option<i64> {
     })
 }
 
-pub(crate) fn completion(meta: &Meta, message: Value, finish: &str, usage: Option<Value>) -> Value {
+pub(crate) fn completion(
+    meta: &Meta,
+    message: Value,
+    finish: &str,
+    usage: Option<ChatUsage>,
+) -> Value {
     let mut out = Map::new();
     out.insert("id".into(), meta.id.clone().into());
     out.insert("object".into(), "chat.completion".into());
@@ -276,7 +282,7 @@ pub(crate) fn completion(meta: &Meta, message: Value, finish: &str, usage: Optio
         }]),
     );
     if let Some(usage) = usage {
-        out.insert("usage".into(), usage);
+        out.insert("usage".into(), json!(usage));
     }
     Value::Object(out)
 }

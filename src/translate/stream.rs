@@ -14,7 +14,7 @@ use crate::model_studio::events::EventKind;
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
 
-pub use super::usage::{chat_usage, usage_chunk};
+use super::usage::{ChatUsage, chat_usage, usage_chunk};
 
 /// What the chunks need from the request and the handler.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +76,7 @@ pub struct ChunkTranslator {
     parts_seen: HashSet<PartKey>,
     last_text_item: Option<String>,
     last_reasoning: Option<PartKey>,
-    usage: Option<Value>,
+    usage: Option<ChatUsage>,
     done: bool,
     out: Vec<ChunkOut>,
 }
@@ -109,7 +109,7 @@ impl ChunkTranslator {
     }
 
     /// Chat-shaped usage once the terminal event reported it.
-    pub fn usage(&self) -> Option<Value> {
+    pub fn usage(&self) -> Option<ChatUsage> {
         self.usage.clone()
     }
 
@@ -482,7 +482,7 @@ impl ChunkTranslator {
         self.finish_with(reason);
         if self.ctx.include_usage
             && self.ctx.emit_usage_chunk
-            && let Some(usage) = self.usage.clone()
+            && let Some(usage) = &self.usage
         {
             let id = self.id.clone().unwrap_or_default();
             let chunk = usage_chunk(&id, self.created.unwrap_or(0), &self.model, usage);

@@ -15,10 +15,11 @@ use super::body::{self, LimitedBody};
 use super::headers;
 use crate::error::ApiError;
 use crate::request_context::RequestMeta;
-use crate::translate::merge::{merge_choices, sum_usage};
+use crate::translate::merge::merge_choices;
 use crate::translate::{
-    ChatContext, ChatLimits, ChatPlan, ChunkOut, ChunkTranslator, CompletionBuilder, SizeLimits,
-    StreamContext, chat_to_responses, check_chat_size, normalize_upstream_error, usage_chunk,
+    ChatContext, ChatLimits, ChatPlan, ChatUsage, ChunkOut, ChunkTranslator, CompletionBuilder,
+    SizeLimits, StreamContext, chat_to_responses, check_chat_size, normalize_upstream_error,
+    usage_chunk,
 };
 use crate::upstream::{self, Endpoint, Limits, Target, UpstreamRequest, UpstreamResponse};
 use axum::Json;
@@ -204,7 +205,7 @@ enum ChoiceItem {
     /// An error frame: the whole response ends after it.
     Error(Bytes),
     /// The choice ended: its usage, or `None` when unknown (a stop sequence cancelled it).
-    Usage(Option<Value>),
+    Usage(Option<ChatUsage>),
 }
 
 fn frame(json: &Value) -> Bytes {
@@ -354,7 +355,7 @@ struct MergeTail {
     id: String,
     created: i64,
     model: String,
-    usage: Option<Value>,
+    usage: Option<ChatUsage>,
     /// A choice ended without usage: a sum of the others would pass for the total, so no
     /// usage chunk is sent (as the non-streaming merge leaves `usage` out).
     unknown_usage: bool,
@@ -362,15 +363,15 @@ struct MergeTail {
 }
 
 impl MergeTail {
-    fn add(&mut self, usage: Option<Value>) {
+    fn add(&mut self, usage: Option<ChatUsage>) {
         let Some(usage) = usage else {
             self.unknown_usage = true;
             return;
         };
-        self.usage = Some(match self.usage.take() {
-            Some(sum) => sum_usage(&sum, &usage),
-            None => usage,
-        });
+        match &mut self.usage {
+            Some(sum) => sum.add(&usage),
+            None => self.usage = Some(usage),
+        }
     }
 
     fn finish(&mut self) -> Bytes {
@@ -379,7 +380,7 @@ impl MergeTail {
             .then(|| self.usage.take())
             .flatten();
         if let Some(usage) = usage {
-            let chunk = usage_chunk(&self.id, self.created, &self.model, usage);
+            let chunk = usage_chunk(&self.id, self.created, &self.model, &usage);
             out.extend_from_slice(&frame(&chunk));
         }
         out.extend_from_slice(DONE);
@@ -397,7 +398,7 @@ fn unix_now() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::MergeTail;
-    use serde_json::json;
+    use crate::translate::ChatUsage;
 
     fn tail() -> MergeTail {
         MergeTail {
@@ -413,7 +414,12 @@ mod tests {
 
     #[test]
     fn merged_usage_is_the_sum_or_nothing() {
-        let u = || json!({"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5});
+        let u = || ChatUsage {
+            prompt_tokens: 2,
+            completion_tokens: 3,
+            total_tokens: 5,
+            ..ChatUsage::default()
+        };
         let mut all = tail();
         all.add(Some(u()));
         all.add(Some(u()));

@@ -317,7 +317,10 @@ fn usage_chunk_has_empty_choices_and_earlier_chunks_say_usage_null() {
     for chunk in rest {
         assert!(chunk["usage"].is_null() && chunk.get("usage").is_some());
     }
-    assert_eq!(t.usage(), Some(usage_chunk["usage"].clone()));
+    assert_eq!(
+        t.usage().map(|u| json!(u)),
+        Some(usage_chunk["usage"].clone())
+    );
 }
 
 #[test]
@@ -339,7 +342,7 @@ fn handler_merging_choices_gets_usage_but_no_usage_chunk() {
         assert_eq!(chunk["created"], 42);
     }
     assert!(chunks(&out).iter().all(|c| c["choices"] != json!([])));
-    assert_eq!(t.usage().unwrap()["prompt_tokens"], 37);
+    assert_eq!(t.usage().unwrap().prompt_tokens, 37);
 }
 
 #[test]
