@@ -5,6 +5,7 @@
 //! and [`Settings::resolve_regions`] reads them. Values are only held as [`Secret`], whose
 //! `Debug` output is redacted.
 
+pub use base_url::{BaseUrl, BaseUrlError};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -130,7 +131,7 @@ pub struct UpstreamConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RegionConfig {
-    pub base_url: String,
+    pub base_url: BaseUrl,
     #[serde(deserialize_with = "string_or_list")]
     pub api_key_env: Vec<String>,
     /// Model Studio workspace id sent as `X-DashScope-WorkSpace` to this region; a choice
@@ -349,7 +350,7 @@ pub fn secret_from_env(
 #[derive(Debug, Clone)]
 pub struct ResolvedRegion {
     pub name: String,
-    /// `regions.NAME.base_url`, parsed once here (without its trailing `/`): requests push
+    /// `regions.NAME.base_url` as the configuration parsed it ([`BaseUrl`]): requests push
     /// path segments onto it, never re-parse it.
     pub base_url: url::Url,
     pub keys: Vec<RegionKey>,
@@ -412,27 +413,6 @@ impl Settings {
                     "upstream.regions names '{name}' but there is no [regions.{name}] section"
                 ))
             })?;
-            let url = region.base_url.trim();
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(ConfigError::Invalid(format!(
-                    "regions.{name}.base_url must start with http:// or https://"
-                )));
-            }
-            // Requests are built by pushing segments onto this URL: it must parse, and carry
-            // no credentials, query or fragment that would ride along with every request.
-            let parsed = url::Url::parse(url).map_err(|e| {
-                ConfigError::Invalid(format!("regions.{name}.base_url is not a valid URL: {e}"))
-            })?;
-            if parsed.cannot_be_a_base()
-                || !parsed.username().is_empty()
-                || parsed.password().is_some()
-                || parsed.query().is_some()
-                || parsed.fragment().is_some()
-            {
-                return Err(ConfigError::Invalid(format!(
-                    "regions.{name}.base_url must be a plain http(s) URL without user info, query or fragment"
-                )));
-            }
             if let Some(workspace) = &region.workspace
                 && http::HeaderValue::from_str(workspace).is_err()
             {
@@ -527,13 +507,9 @@ impl Settings {
                 ));
                 continue;
             }
-            let base_url =
-                url::Url::parse(region.base_url.trim().trim_end_matches('/')).map_err(|e| {
-                    ConfigError::Invalid(format!("regions.{name}.base_url is not a valid URL: {e}"))
-                })?;
             usable.push(ResolvedRegion {
                 name: name.clone(),
-                base_url,
+                base_url: region.base_url.url().clone(),
                 keys,
                 workspace: region.workspace.clone().filter(|w| !w.trim().is_empty()),
             });
@@ -590,6 +566,7 @@ fn string_or_list<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<String>, D::Er
     })
 }
 
+mod base_url;
 mod store_url;
 #[cfg(test)]
 mod tests;

@@ -235,3 +235,21 @@ fn store_url_is_parsed_when_the_configuration_loads() {
     assert!(err.contains("postgres"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
 }
+
+#[test]
+fn a_bad_base_url_is_a_load_error_naming_the_region_and_hiding_user_info() {
+    for bad in [
+        "ftp://h.example",
+        "https://user:hunter2@h.example/v1",
+        "https://h.example/v1?x=1",
+    ] {
+        let err = Settings::load_with_env(
+            None,
+            Some(env(&[("QWEN_GATEWAY__REGIONS__SINGAPORE__BASE_URL", bad)])),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("regions.singapore.base_url"), "{bad}: {err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+}
