@@ -28,6 +28,8 @@ pub const MIN_SECRET_LEN: usize = 8;
 #[derive(Clone)]
 struct Secret {
     finder: Finder<'static>,
+    /// The secret lowercased, for header names (which `http` keeps lowercase).
+    name_finder: Finder<'static>,
     /// What logs may call it: a variable name, or "admin token".
     label: String,
 }
@@ -64,6 +66,7 @@ impl Scrubber {
         if self.secrets.iter().all(|s| s.bytes() != bytes) {
             self.secrets.push(Secret {
                 finder: Finder::new(bytes).into_owned(),
+                name_finder: Finder::new(&bytes.to_ascii_lowercase()).into_owned(),
                 label: label.into(),
             });
         }
@@ -103,20 +106,28 @@ impl Scrubber {
         Some((out, found))
     }
 
+    /// The secret a header name holds, if any.
+    fn name_secret(&self, name: &http::HeaderName) -> Option<&Secret> {
+        let name = name.as_str().as_bytes();
+        self.secrets
+            .iter()
+            .find(|s| s.name_finder.find(name).is_some())
+    }
+
     /// Replaces secrets inside header values; drops a header whose *name* holds one.
     /// Returns the labels found.
     pub fn scrub_headers(&self, headers: &mut HeaderMap) -> Vec<String> {
         let mut found = Vec::new();
-        if self.is_empty() {
+        // Nearly every answer holds no secret: look first, and rebuild the map only then.
+        let dirty = headers.iter().any(|(name, value)| {
+            self.name_secret(name).is_some() || self.find(value.as_bytes(), 0).is_some()
+        });
+        if !dirty {
             return found;
         }
         let mut clean = HeaderMap::with_capacity(headers.len());
         for (name, value) in headers.iter() {
-            let lower_name = name.as_str().as_bytes();
-            if let Some(s) = self.secrets.iter().find(|s| {
-                let needle = s.bytes().to_ascii_lowercase();
-                memchr::memmem::find(lower_name, &needle).is_some()
-            }) {
+            if let Some(s) = self.name_secret(name) {
                 found.push(s.label.clone());
                 continue;
             }
