@@ -18,6 +18,9 @@ impl Usage {
     pub fn from_responses(usage: &Value) -> Option<Self> {
         let obj = usage.as_object()?;
         let n = |v: Option<&Value>| v.and_then(Value::as_u64).unwrap_or(0);
+        // Two lookups, not `Value::pointer`: that unescapes each path token into a new
+        // String, which cost more than the rest of reading the body (bench/PROFILE.md).
+        let detail = |outer: &str, inner: &str| obj.get(outer).and_then(|d| d.get(inner));
         let tool_calls = obj
             .get("x_tools")
             .and_then(Value::as_object)
@@ -26,8 +29,8 @@ impl Usage {
         Some(Self {
             input_tokens: n(obj.get("input_tokens")),
             output_tokens: n(obj.get("output_tokens")),
-            cached_tokens: n(usage.pointer("/input_tokens_details/cached_tokens")),
-            reasoning_tokens: n(usage.pointer("/output_tokens_details/reasoning_tokens")),
+            cached_tokens: n(detail("input_tokens_details", "cached_tokens")),
+            reasoning_tokens: n(detail("output_tokens_details", "reasoning_tokens")),
             tool_calls,
         })
     }

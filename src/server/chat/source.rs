@@ -269,8 +269,10 @@ impl EventSource {
         if EventKind::of(kind).ends_response() {
             self.terminal_seen = true;
         }
+        // `get` twice, not `pointer`: that allocates a String per path token, per event.
         if let Some(usage) = event
-            .pointer("/response/usage")
+            .get("response")
+            .and_then(|r| r.get("usage"))
             .and_then(Usage::from_responses)
         {
             self.meta
