@@ -161,6 +161,19 @@ impl TurnRecorder {
     /// follow-up already finds the id (bounded: a slow store delays, never blocks, it).
     pub async fn finish(&mut self, response: &Value) {
         let writes = self.writes(response);
+        Self::settle(writes).await;
+    }
+
+    /// As [`TurnRecorder::finish`] for a recorder that keeps no turn
+    /// ([`TurnRecorder::keeps_turn`] false): only the id is remembered, so the caller need
+    /// not parse the whole body for it.
+    pub async fn finish_id(&mut self, id: &str) {
+        debug_assert!(!self.keeps_turn());
+        Self::settle(self.affinity_write(id).into_iter().collect()).await;
+    }
+
+    /// Awaits the writes, bounded: a slow store delays, never blocks, the answer.
+    async fn settle(writes: Vec<Write>) {
         let all = async move {
             for write in writes {
                 write.await;

@@ -297,7 +297,6 @@ async fn relay_response(
 #[derive(Deserialize)]
 struct BodyProbe {
     id: Option<String>,
-    status: Option<String>,
     usage: Option<Value>,
 }
 
@@ -321,10 +320,7 @@ async fn observe_body(bytes: &[u8], meta: &RequestMeta, recorder: Option<TurnRec
             };
             record_usage(probe.usage.as_ref());
             if let (Some(mut recorder), Some(id)) = (recorder, probe.id) {
-                let status = probe.status.unwrap_or_default();
-                recorder
-                    .finish(&serde_json::json!({ "id": id, "status": status }))
-                    .await;
+                recorder.finish_id(&id).await;
             }
         }
     }
