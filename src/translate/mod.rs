@@ -5,6 +5,7 @@
 //! `docs/chat-completions.md`; Model Studio's error payloads are classified in
 //! `crate::model_studio::errors`, shared with the pass-through.
 
+pub mod chunk;
 mod collect;
 mod fields;
 pub mod merge;
@@ -22,6 +23,7 @@ mod usage;
 mod tests;
 
 pub use crate::model_studio::errors::{error_from_payload, normalize_upstream_error};
+pub use chunk::{Chunk, usage_chunk};
 pub use request::{ChatLimits, ChatPlan, chat_to_responses};
 #[cfg(test)]
 pub use response::response_to_chat;
@@ -29,7 +31,7 @@ pub use response::{ChatContext, CompletionBuilder};
 pub use size::{SizeLimits, check_chat_size};
 pub use stop::{StopMatcher, StopStep};
 pub use stream::{ChunkOut, ChunkTranslator, StreamContext};
-pub use usage::{ChatUsage, chat_usage, usage_chunk};
+pub use usage::{ChatUsage, chat_usage};
 
 use crate::error::ApiError;
 

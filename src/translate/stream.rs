@@ -14,7 +14,9 @@ use crate::model_studio::events::EventKind;
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
 
-use super::usage::{ChatUsage, chat_usage, usage_chunk};
+use super::chunk::{Choice, Chunk, Delta, UsageField, usage_chunk};
+use super::usage::{ChatUsage, chat_usage};
+use std::sync::Arc;
 
 /// What the chunks need from the request and the handler.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +41,7 @@ pub struct StreamContext {
 /// `data: [DONE]\n\n` itself once the translator is done.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChunkOut {
-    Chunk(Value),
+    Chunk(Chunk),
     /// `{"error":{...}}`; no finish chunk follows.
     Error(Value),
 }
@@ -62,9 +64,9 @@ type PartKey = (String, &'static str, u64);
 #[derive(Debug)]
 pub struct ChunkTranslator {
     ctx: StreamContext,
-    id: Option<String>,
+    id: Option<Arc<str>>,
     created: Option<i64>,
-    model: String,
+    model: Arc<str>,
     matcher: StopMatcher,
     role_sent: bool,
     tools: HashMap<String, ToolState>,
@@ -74,6 +76,9 @@ pub struct ChunkTranslator {
     /// Text / refusal / reasoning parts that produced output, so `.done` events and the
     /// terminal response only fill in what was never streamed.
     parts_seen: HashSet<PartKey>,
+    /// The part of the latest delta: deltas of one part come in a run, so a repeat is known
+    /// without hashing its key again.
+    last_seen: Option<PartKey>,
     last_text_item: Option<String>,
     last_reasoning: Option<PartKey>,
     usage: Option<ChatUsage>,
@@ -84,9 +89,9 @@ pub struct ChunkTranslator {
 impl ChunkTranslator {
     pub fn new(ctx: StreamContext) -> Self {
         Self {
-            id: ctx.id.clone(),
+            id: ctx.id.as_deref().map(Arc::from),
             created: ctx.created,
-            model: ctx.model.clone(),
+            model: Arc::from(ctx.model.as_str()),
             matcher: StopMatcher::new(ctx.stop.clone()),
             ctx,
             role_sent: false,
@@ -95,11 +100,20 @@ impl ChunkTranslator {
             calls_sent: false,
             legacy_call: None,
             parts_seen: HashSet::new(),
+            last_seen: None,
             last_text_item: None,
             last_reasoning: None,
             usage: None,
             done: false,
             out: Vec::new(),
+        }
+    }
+
+    /// Notes that a delta of `part` produced output.
+    fn saw(&mut self, part: PartKey) {
+        if self.last_seen.as_ref() != Some(&part) {
+            self.parts_seen.insert(part.clone());
+            self.last_seen = Some(part);
         }
     }
 
@@ -129,15 +143,14 @@ impl ChunkTranslator {
         let index_of = |field: &str| event[field].as_u64().unwrap_or(0);
         match EventKind::of_event(event) {
             EventKind::Created if !self.role_sent => {
-                self.emit(json!({"content": ""}), None);
+                self.emit(Delta::content(String::new()), None);
             }
             EventKind::OutputItemAdded if event["item"]["type"] == "function_call" => {
                 self.announce(&key, &event["item"], None);
             }
             EventKind::OutputTextDelta => {
-                self.parts_seen
-                    .insert((key.clone(), "text", index_of("content_index")));
                 self.send_text(&key, str_of("delta"));
+                self.saw((key, "text", index_of("content_index")));
             }
             EventKind::OutputTextDone
                 if self
@@ -147,8 +160,8 @@ impl ChunkTranslator {
                 self.send_text(&key, str_of("text"));
             }
             EventKind::RefusalDelta => {
-                self.parts_seen.insert((key.clone(), "refusal", 0));
                 self.send_refusal(str_of("delta"));
+                self.saw((key, "refusal", 0));
             }
             EventKind::RefusalDone if self.parts_seen.insert((key.clone(), "refusal", 0)) => {
                 self.send_refusal(str_of("refusal"));
@@ -171,7 +184,7 @@ impl ChunkTranslator {
                     kind,
                     EventKind::ReasoningSummaryTextDelta | EventKind::ReasoningTextDelta
                 ) {
-                    self.parts_seen.insert(part_key.clone());
+                    self.saw(part_key.clone());
                     self.send_reasoning(part_key, str_of("delta"));
                 } else if self.parts_seen.insert(part_key.clone()) {
                     self.send_reasoning(part_key, str_of("text"));
@@ -219,7 +232,7 @@ impl ChunkTranslator {
         if self.id.is_none()
             && let Some(id) = response["id"].as_str()
         {
-            self.id = Some(format!("chatcmpl-{id}"));
+            self.id = Some(Arc::from(format!("chatcmpl-{id}")));
         }
         if self.created.is_none() {
             self.created = created_secs(&response["created_at"]);
@@ -227,55 +240,46 @@ impl ChunkTranslator {
         if !self.role_sent
             && let Some(model) = response["model"].as_str().filter(|m| !m.is_empty())
         {
-            model.clone_into(&mut self.model);
+            self.model = Arc::from(model);
         }
     }
 
-    fn chunk(&mut self, delta: Value, finish: Option<&str>) -> Value {
+    fn chunk(&mut self, delta: Delta, finish: Option<&'static str>) -> Chunk {
         let id = self
             .id
-            .get_or_insert_with(|| "chatcmpl-".to_owned())
+            .get_or_insert_with(|| Arc::from("chatcmpl-"))
             .clone();
-        let created = *self.created.get_or_insert(0);
-        let mut chunk = Map::new();
-        chunk.insert("id".into(), id.into());
-        chunk.insert("object".into(), "chat.completion.chunk".into());
-        chunk.insert("created".into(), created.into());
-        chunk.insert("model".into(), self.model.clone().into());
-        chunk.insert(
-            "choices".into(),
-            json!([{
-                "index": self.ctx.choice_index,
-                "delta": delta,
-                "logprobs": null,
-                "finish_reason": finish,
-            }]),
-        );
-        if self.ctx.include_usage {
-            chunk.insert("usage".into(), Value::Null);
+        Chunk {
+            id,
+            object: "chat.completion.chunk",
+            created: *self.created.get_or_insert(0),
+            model: self.model.clone(),
+            choice: Some(Choice {
+                index: self.ctx.choice_index,
+                delta,
+                logprobs: (),
+                finish_reason: finish,
+            }),
+            usage: if self.ctx.include_usage {
+                UsageField::Null
+            } else {
+                UsageField::Absent
+            },
         }
-        Value::Object(chunk)
     }
 
     /// The first chunk of the stream carries the role.
-    fn emit(&mut self, delta: Value, finish: Option<&str>) {
-        let delta = if self.role_sent {
-            delta
-        } else {
+    fn emit(&mut self, mut delta: Delta, finish: Option<&'static str>) {
+        if !self.role_sent {
             self.role_sent = true;
-            let mut with_role = Map::new();
-            with_role.insert("role".into(), "assistant".into());
-            if let Value::Object(fields) = delta {
-                with_role.extend(fields);
-            }
-            Value::Object(with_role)
-        };
+            delta.role = Some("assistant");
+        }
         let chunk = self.chunk(delta, finish);
         self.out.push(ChunkOut::Chunk(chunk));
     }
 
-    fn finish_with(&mut self, reason: &str) {
-        self.emit(json!({}), Some(reason));
+    fn finish_with(&mut self, reason: &'static str) {
+        self.emit(Delta::default(), Some(reason));
         self.done = true;
     }
 
@@ -285,18 +289,20 @@ impl ChunkTranslator {
         if self.done || text.is_empty() {
             return;
         }
-        let mut text = text.to_owned();
-        if self
-            .last_text_item
-            .as_deref()
-            .is_some_and(|last| last != item)
-        {
-            text.insert_str(0, "\n\n");
-        }
-        self.last_text_item = Some(item.to_owned());
-        let step = self.matcher.push(&text);
+        let step = match self.last_text_item.as_deref() {
+            Some(last) if last == item => self.matcher.push(text),
+            last => {
+                let separated = last.is_some();
+                self.last_text_item = Some(item.to_owned());
+                if separated {
+                    self.matcher.push(&format!("\n\n{text}"))
+                } else {
+                    self.matcher.push(text)
+                }
+            }
+        };
         if !step.emit.is_empty() {
-            self.emit(json!({"content": step.emit}), None);
+            self.emit(Delta::content(step.emit), None);
         }
         if step.matched {
             // Usage is unknown when the gateway stops early, so no usage chunk follows.
@@ -307,7 +313,13 @@ impl ChunkTranslator {
 
     fn send_refusal(&mut self, text: &str) {
         if !self.done && !text.is_empty() {
-            self.emit(json!({"refusal": text}), None);
+            self.emit(
+                Delta {
+                    refusal: Some(text.to_owned()),
+                    ..Delta::default()
+                },
+                None,
+            );
         }
     }
 
@@ -325,17 +337,26 @@ impl ChunkTranslator {
             text.to_owned()
         };
         self.last_reasoning = Some(key);
-        self.emit(json!({"reasoning_content": text}), None);
+        self.emit(
+            Delta {
+                reasoning_content: Some(text),
+                ..Delta::default()
+            },
+            None,
+        );
     }
 
-    fn call_delta(&mut self, index: u32, header: Option<(&str, &str)>, arguments: &str) -> Value {
+    fn call_delta(&mut self, index: u32, header: Option<(&str, &str)>, arguments: &str) -> Delta {
         if self.ctx.legacy_functions {
             let mut call = Map::new();
             if let Some((_, name)) = header {
                 call.insert("name".into(), name.into());
             }
             call.insert("arguments".into(), arguments.into());
-            json!({"function_call": call})
+            Delta {
+                function_call: Some(Value::Object(call)),
+                ..Delta::default()
+            }
         } else {
             let call = match header {
                 Some((call_id, name)) => json!({
@@ -346,7 +367,10 @@ impl ChunkTranslator {
                 }),
                 None => json!({"index": index, "function": {"arguments": arguments}}),
             };
-            json!({"tool_calls": [call]})
+            Delta {
+                tool_calls: Some(json!([call])),
+                ..Delta::default()
+            }
         }
     }
 
@@ -472,7 +496,7 @@ impl ChunkTranslator {
         }
         let rest = self.matcher.flush();
         if !rest.is_empty() {
-            self.emit(json!({"content": rest}), None);
+            self.emit(Delta::content(rest), None);
         }
         self.usage = response
             .get("usage")
@@ -484,8 +508,8 @@ impl ChunkTranslator {
             && self.ctx.emit_usage_chunk
             && let Some(usage) = &self.usage
         {
-            let id = self.id.clone().unwrap_or_default();
-            let chunk = usage_chunk(&id, self.created.unwrap_or(0), &self.model, usage);
+            let id = self.id.as_deref().unwrap_or_default();
+            let chunk = usage_chunk(id, self.created.unwrap_or(0), &self.model, usage);
             self.out.push(ChunkOut::Chunk(chunk));
         }
     }

@@ -1,8 +1,8 @@
-//! Responses `usage` → chat `usage` (docs/chat-completions.md, "The answer"), its sum over
-//! `n > 1` choices, and the streamed usage chunk.
+//! Responses `usage` → chat `usage` (docs/chat-completions.md, "The answer"), and its sum
+//! over `n > 1` choices.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// A chat completion's `usage`. Details are `None` unless upstream reported them, so no
 /// number is made up; they serialise only when present.
@@ -112,21 +112,10 @@ fn sum_numbers(a: &Value, b: &Value) -> Value {
     }
 }
 
-/// The final usage chunk: `choices` is always empty, as OpenAI sends it.
-pub fn usage_chunk(id: &str, created: i64, model: &str, usage: &ChatUsage) -> Value {
-    json!({
-        "id": id,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "choices": [],
-        "usage": usage,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn details_and_x_tools_are_copied_only_when_reported() {

@@ -187,6 +187,7 @@ proptest! {
         for (i, item) in out.iter().enumerate() {
             match item {
                 ChunkOut::Chunk(chunk) => {
+                    let chunk = &chunk.to_value();
                     prop_assert_eq!(errors, 0, "no chunk after an error");
                     check_chunk(chunk, &ctx)?;
                     let choices = chunk["choices"].as_array().unwrap();

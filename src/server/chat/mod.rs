@@ -208,12 +208,12 @@ enum ChoiceItem {
     Usage(Option<ChatUsage>),
 }
 
-fn frame(json: &Value) -> Bytes {
+fn frame(json: &impl serde::Serialize) -> Bytes {
     // Straight into bytes: `format!` goes through `Display`, a formatter call per token.
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(b"data: ");
     if serde_json::to_writer(&mut out, json).is_err() {
-        // Writing a `Value` to memory cannot fail; an empty object keeps the frame valid.
+        // Writing plain data to memory cannot fail; an empty object keeps the frame valid.
         out.truncate(6);
         out.extend_from_slice(b"{}");
     }
@@ -260,7 +260,7 @@ fn choice_stream(
         let mut items: Vec<ChoiceItem> = outs
             .into_iter()
             .map(|out| match out {
-                ChunkOut::Chunk(json) => ChoiceItem::Frame(frame(&json)),
+                ChunkOut::Chunk(chunk) => ChoiceItem::Frame(frame(&chunk)),
                 ChunkOut::Error(json) => ChoiceItem::Error(frame(&json)),
             })
             .collect();

@@ -34,10 +34,11 @@ fn run(ctx: StreamContext, events: &[Value]) -> Vec<ChunkOut> {
     out
 }
 
-fn chunks(out: &[ChunkOut]) -> Vec<&Value> {
+/// The chunks as JSON, as a client reads them.
+fn chunks(out: &[ChunkOut]) -> Vec<Value> {
     out.iter()
         .filter_map(|o| match o {
-            ChunkOut::Chunk(c) => Some(c),
+            ChunkOut::Chunk(c) => Some(c.to_value()),
             ChunkOut::Error(_) => None,
         })
         .collect()
@@ -52,10 +53,10 @@ fn errors(out: &[ChunkOut]) -> Vec<&Value> {
         .collect()
 }
 
-fn deltas(out: &[ChunkOut]) -> Vec<&Value> {
+fn deltas(out: &[ChunkOut]) -> Vec<Value> {
     chunks(out)
         .into_iter()
-        .filter_map(|c| c["choices"].get(0).map(|choice| &choice["delta"]))
+        .filter_map(|c| c["choices"].get(0).map(|choice| choice["delta"].clone()))
         .collect()
 }
 
@@ -99,10 +100,10 @@ fn text_stream_role_first_then_content_then_one_finish() {
         .completed();
     let out = run(ctx(), &events);
     let d = deltas(&out);
-    assert_eq!(d[0], &json!({"role": "assistant", "content": ""}));
+    assert_eq!(d[0], json!({"role": "assistant", "content": ""}));
     assert_eq!(content(&out), "人工知能 (Artificial");
     assert_eq!(finishes(&out), ["stop"]);
-    let last = chunks(&out).last().copied().unwrap().clone();
+    let last = chunks(&out).last().unwrap().clone();
     assert_eq!(last["choices"][0]["delta"], json!({}));
     assert!(errors(&out).is_empty());
     assert_no_filler(&out);
@@ -248,7 +249,7 @@ fn incomplete_finishes_with_length_and_still_sends_usage() {
             .incomplete("max_output_tokens"),
     );
     assert_eq!(finishes(&out), ["length"]);
-    let usage_chunk = chunks(&out).last().copied().unwrap().clone();
+    let usage_chunk = chunks(&out).last().unwrap().clone();
     assert_eq!(usage_chunk["choices"], json!([]));
     assert_eq!(usage_chunk["usage"]["completion_tokens"], 166);
     assert!(errors(&out).is_empty());
@@ -554,7 +555,7 @@ fn role_is_sent_on_the_first_chunk_even_without_response_created() {
     let out = run(ctx(), &events[2..]);
     assert_eq!(
         deltas(&out)[0],
-        &json!({"role": "assistant", "content": "Hi"})
+        json!({"role": "assistant", "content": "Hi"})
     );
     assert_eq!(
         chunks(&out)
