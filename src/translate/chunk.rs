@@ -54,7 +54,7 @@ pub struct Delta {
 pub enum UsageField {
     Absent,
     Null,
-    Reported(ChatUsage),
+    Reported(Box<ChatUsage>),
 }
 
 impl Delta {
@@ -104,7 +104,7 @@ pub fn usage_chunk(id: &str, created: i64, model: &str, usage: &ChatUsage) -> Ch
         created,
         model: model.into(),
         choice: None,
-        usage: UsageField::Reported(usage.clone()),
+        usage: UsageField::Reported(Box::new(usage.clone())),
     }
 }
 
