@@ -1,6 +1,9 @@
 //! The kinds of event in a Model Studio Responses stream, named once: the relay, the router's
 //! first-event check and the chat translation all decide by them.
 
+use serde::de::IgnoredAny;
+use std::borrow::Cow;
+
 /// An event's `type`, as far as the gateway acts on it; anything else is [`EventKind::Other`]
 /// (relayed, never acted on).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +82,87 @@ impl EventKind {
     }
 }
 
+/// A `response.output_text.delta` event, read into the few fields the chat translation uses.
+/// Nearly every event of an answer is one, and reading it this way skips building a `Value`
+/// (with `preserve_order`, an `IndexMap` hashing every key) per event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextDelta {
+    pub item_id: Option<String>,
+    pub output_index: Option<u64>,
+    pub content_index: Option<u64>,
+    pub delta: String,
+}
+
+/// The wire shape [`TextDelta::parse`] accepts. The fields through which any payload may
+/// report a failure are only checked for presence: a delta carrying one takes the general
+/// path, where the failure is judged.
+#[derive(serde::Deserialize)]
+struct TextDeltaWire<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    item_id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    output_index: Option<u64>,
+    #[serde(default)]
+    content_index: Option<u64>,
+    #[serde(borrow)]
+    delta: Cow<'a, str>,
+    #[serde(default)]
+    error: Option<IgnoredAny>,
+    #[serde(default)]
+    status: Option<IgnoredAny>,
+    #[serde(default)]
+    response: Option<IgnoredAny>,
+    #[serde(default)]
+    item: Option<IgnoredAny>,
+}
+
+impl TextDelta {
+    /// The delta in `data` (an event's JSON), or `None` when `data` is anything else, or a
+    /// delta of another shape (a field of another type, a duplicate key, a possible failure):
+    /// those are parsed whole, as every other event is.
+    pub fn parse(data: &str) -> Option<TextDelta> {
+        let wire: TextDeltaWire = serde_json::from_str(data).ok()?;
+        let plain = wire.error.is_none()
+            && wire.status.is_none()
+            && wire.response.is_none()
+            && wire.item.is_none();
+        (plain && EventKind::of(&wire.kind) == EventKind::OutputTextDelta).then(|| TextDelta {
+            item_id: wire.item_id.map(Cow::into_owned),
+            output_index: wire.output_index,
+            content_index: wire.content_index,
+            delta: wire.delta.into_owned(),
+        })
+    }
+
+    /// The item it belongs to, named as `translate` names items: its id, else `#` and its
+    /// output index.
+    pub fn item_key(&self) -> String {
+        match &self.item_id {
+            Some(id) => id.clone(),
+            None => format!("#{}", self.output_index.unwrap_or(0)),
+        }
+    }
+
+    /// The event as JSON with the fields read, for code that works on whole events.
+    pub fn to_value(&self) -> serde_json::Value {
+        let mut event = serde_json::Map::new();
+        event.insert("type".into(), "response.output_text.delta".into());
+        if let Some(id) = &self.item_id {
+            event.insert("item_id".into(), id.as_str().into());
+        }
+        if let Some(at) = self.output_index {
+            event.insert("output_index".into(), at.into());
+        }
+        if let Some(at) = self.content_index {
+            event.insert("content_index".into(), at.into());
+        }
+        event.insert("delta".into(), self.delta.as_str().into());
+        serde_json::Value::Object(event)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +176,36 @@ mod tests {
         assert_eq!(EventKind::of("response.mock_unknown"), EventKind::Other);
         assert!(EventKind::of("error").ends_stream() && !EventKind::Error.ends_response());
         assert!(EventKind::Incomplete.finishes() && !EventKind::Failed.finishes());
+    }
+
+    #[test]
+    fn plain_text_deltas_are_read_typed_and_everything_else_is_left_whole() {
+        let d = TextDelta::parse(
+            r#"{"type":"response.output_text.delta","sequence_number":4,"item_id":"msg_1","output_index":0,"content_index":0,"delta":"Hi \"there\"","logprobs":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(d.item_key(), "msg_1");
+        assert_eq!(d.delta, "Hi \"there\"");
+        assert_eq!(d.content_index, Some(0));
+        let no_id = TextDelta::parse(
+            r#"{"type":"response.output_text.delta","output_index":2,"delta":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!(no_id.item_key(), "#2");
+        assert_eq!(no_id.to_value()["output_index"], 2);
+        for other in [
+            r#"{"type":"response.output_text.done","item_id":"m","delta":"x"}"#,
+            r#"{"type":"response.output_text.delta","item_id":"m"}"#,
+            r#"{"type":"response.output_text.delta","delta":7}"#,
+            r#"{"type":"response.output_text.delta","delta":"x","content_index":1.5}"#,
+            r#"{"type":"response.output_text.delta","delta":"x","delta":"y"}"#,
+            r#"{"type":"response.output_text.delta","delta":"x","error":{"code":"boom"}}"#,
+            r#"{"type":"response.output_text.delta","delta":"x","status":"failed"}"#,
+            r#"{"type":"response.output_text.delta","delta":"x","response":{}}"#,
+            r#"{"type":"response.output_text.delta","delta":"x","item":{"id":"i"}}"#,
+            r#"{"type":"response.output_text.delta","delta":"x""#,
+        ] {
+            assert_eq!(TextDelta::parse(other), None, "{other}");
+        }
     }
 }

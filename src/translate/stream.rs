@@ -10,7 +10,7 @@ use super::response::truncated;
 use super::stop::StopMatcher;
 use crate::error::ApiError;
 use crate::model_studio::errors::error_from_payload;
-use crate::model_studio::events::EventKind;
+use crate::model_studio::events::{EventKind, TextDelta};
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
 
@@ -201,6 +201,18 @@ impl ChunkTranslator {
             EventKind::Completed | EventKind::Incomplete => self.terminal(&event["response"]),
             _ => {}
         }
+        self.take()
+    }
+
+    /// A plain text delta read typed ([`TextDelta::parse`]): what [`Self::on_event`] does
+    /// with the same event, without its `Value`.
+    pub fn on_text_delta(&mut self, delta: &TextDelta) -> Vec<ChunkOut> {
+        if self.done {
+            return Vec::new();
+        }
+        let key = delta.item_key();
+        self.send_text(&key, &delta.delta);
+        self.saw((key, "text", delta.content_index.unwrap_or(0)));
         self.take()
     }
 

@@ -7,7 +7,7 @@
 
 mod source;
 
-use source::EventSource;
+use source::{EventSource, SourceEvent};
 
 use super::AppState;
 use super::auth::Caller;
@@ -179,7 +179,7 @@ async fn assemble(
             if batch.is_empty() {
                 break;
             }
-            if batch.iter().any(|event| builder.push(event)) {
+            if batch.iter().any(|event| builder.push(&event.json())) {
                 break;
             }
         }
@@ -248,7 +248,10 @@ fn choice_stream(
             Ok(batch) => {
                 let mut outs = Vec::new();
                 for event in &batch {
-                    outs.extend(st.translator.on_event(event));
+                    outs.extend(match event {
+                        SourceEvent::Text(delta) => st.translator.on_text_delta(delta),
+                        SourceEvent::Json(event) => st.translator.on_event(event),
+                    });
                     if st.translator.is_done() {
                         break;
                     }

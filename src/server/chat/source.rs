@@ -3,7 +3,7 @@
 //! event (connection reuse) or after the client left (token limits).
 
 use crate::error::ApiError;
-use crate::model_studio::events::EventKind;
+use crate::model_studio::events::{EventKind, TextDelta};
 use crate::request_context::RequestMeta;
 use crate::sse;
 use crate::upstream::events::{EventReader, ReadLimits};
@@ -15,6 +15,23 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// One upstream event as the chat translation takes it: a plain text delta (most of an
+/// answer) read typed, anything else as a whole `Value`.
+pub(super) enum SourceEvent {
+    Text(TextDelta),
+    Json(Value),
+}
+
+impl SourceEvent {
+    /// The event as JSON, for code that works on whole events.
+    pub(super) fn json(&self) -> Cow<'_, Value> {
+        match self {
+            SourceEvent::Text(delta) => Cow::Owned(delta.to_value()),
+            SourceEvent::Json(event) => Cow::Borrowed(event),
+        }
+    }
+}
 
 /// Upstream events of one choice, parsed, with the transport's failures as `Err`.
 pub(super) struct EventSource {
@@ -175,7 +192,7 @@ impl EventSource {
 
     /// The next batch of events; an empty batch means the upstream ended. After an error
     /// the stream is settled: nothing more will be read from it.
-    pub(super) async fn next_batch(&mut self) -> Result<Vec<Value>, ApiError> {
+    pub(super) async fn next_batch(&mut self) -> Result<Vec<SourceEvent>, ApiError> {
         let batch = self.read_batch().await;
         if batch.is_err() {
             self.settled = true;
@@ -183,7 +200,7 @@ impl EventSource {
         batch
     }
 
-    async fn read_batch(&mut self) -> Result<Vec<Value>, ApiError> {
+    async fn read_batch(&mut self) -> Result<Vec<SourceEvent>, ApiError> {
         loop {
             // Parsed here, inside the client's poll: when the client leaves, this future is
             // dropped with the upstream body, and no work goes on.
@@ -213,7 +230,7 @@ impl EventSource {
     /// is not JSON ends the answer with an error: what it carried is unknown, and a silently
     /// incomplete answer is worse than a clear error. (Events without data are not events
     /// at all, per the SSE spec.)
-    fn parse(&mut self, bytes: &[u8]) -> Result<Vec<Value>, ApiError> {
+    fn parse(&mut self, bytes: &[u8]) -> Result<Vec<SourceEvent>, ApiError> {
         let mut bytes = bytes;
         if std::mem::take(&mut self.at_start) {
             bytes = bytes.strip_prefix(sse::BOM).unwrap_or(bytes);
@@ -227,6 +244,14 @@ impl EventSource {
             let Some(data) = fields.data.filter(|d| !d.is_empty() && d != "[DONE]") else {
                 continue;
             };
+            if fields.event.as_deref() == Some("response.output_text.delta")
+                && let Some(delta) = TextDelta::parse(&data)
+            {
+                // What `note_usage` makes of a delta: one more, no usage, not terminal.
+                self.deltas += 1;
+                parsed.push(SourceEvent::Text(delta));
+                continue;
+            }
             let Ok(json) = serde_json::from_str::<Value>(&data) else {
                 let name = fields
                     .event
@@ -242,7 +267,7 @@ impl EventSource {
                 .with_code("upstream_malformed_event"));
             };
             self.note_usage(&json);
-            parsed.push(json);
+            parsed.push(SourceEvent::Json(json));
         }
         Ok(parsed)
     }

@@ -566,3 +566,45 @@ fn role_is_sent_on_the_first_chunk_even_without_response_created() {
     );
     assert_eq!(finishes(&out), ["stop"]);
 }
+
+/// As [`run`], with every plain text delta going through `on_text_delta`, as the chat
+/// handler feeds them.
+fn run_typed(ctx: StreamContext, events: &[Value]) -> (Vec<ChunkOut>, usize) {
+    let mut t = ChunkTranslator::new(ctx);
+    let (mut out, mut typed) = (Vec::new(), 0);
+    for event in events {
+        if t.is_done() {
+            break;
+        }
+        match crate::model_studio::events::TextDelta::parse(&event.to_string()) {
+            Some(delta) => {
+                typed += 1;
+                out.extend(t.on_text_delta(&delta));
+            }
+            None => out.extend(t.on_event(event)),
+        }
+    }
+    out.extend(t.on_upstream_end());
+    (out, typed)
+}
+
+#[test]
+fn typed_text_deltas_translate_exactly_as_whole_events() {
+    let mut ev = Events::new();
+    ev.message("msg_1", &["Hel", "lo", " STOP", " more"]);
+    ev.message("msg_2", &["Sec", "ond"]);
+    ev.push(json!({
+        "type": "response.output_text.delta", "output_index": 5, "delta": "no item id",
+    }));
+    let events = ev.completed();
+    for stop in [vec![], vec!["STOP".to_owned()]] {
+        for include_usage in [false, true] {
+            let mut c = ctx();
+            c.stop = stop.clone();
+            c.include_usage = include_usage;
+            let (typed, count) = run_typed(c.clone(), &events);
+            assert!(count >= 3, "the deltas took the typed path");
+            assert_eq!(typed, run(c, &events));
+        }
+    }
+}
