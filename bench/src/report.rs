@@ -1,6 +1,7 @@
 //! RESULTS.md: medians over rounds, ratios against direct and LiteLLM, and the targets.
 
-use crate::{Suite, median};
+use crate::figures::median;
+use crate::suite::Suite;
 use std::fmt::Write;
 
 const GW: &str = "qwen-gateway";
