@@ -51,7 +51,6 @@ async fn main() {
                 chat_na: None,
                 api_na: Vec::new(),
                 log: None,
-                version: String::new(),
             };
             let call = t.call(Api::ResponsesStream);
             let hold = Duration::from_secs(hold_secs);

@@ -35,19 +35,11 @@ pub struct Target {
     pub api_na: Vec<(Api, String)>,
     /// The server's log, quoted when a probe fails.
     pub log: Option<String>,
-    /// Read from targets.json but not used (the report takes `Setup::versions`); unflagged while
-    /// `Suite` was a `pub` item of the crate root.
-    #[allow(dead_code)]
-    pub version: String,
 }
 
 /// What run.sh hands over.
 pub struct Setup {
     pub mock: String,
-    /// Read from targets.json but not used; unflagged while `Suite` was a `pub` item of the
-    /// crate root.
-    #[allow(dead_code)]
-    pub mock_pid: Option<u32>,
     pub targets: Vec<Target>,
     pub versions: Vec<(String, String)>,
 }
@@ -85,7 +77,6 @@ pub fn load(path: &str) -> Result<Setup, String> {
             chat_na: str_field(t, "chat_na"),
             api_na: Vec::new(),
             log: str_field(t, "log"),
-            version: str_field(t, "version").unwrap_or_default(),
         })
         .collect();
     // A fixed order for the tables, whatever order run.sh started them in.
@@ -112,7 +103,6 @@ pub fn load(path: &str) -> Result<Setup, String> {
             .ok_or("targets.json: no mock")?
             .trim_end_matches('/')
             .to_owned(),
-        mock_pid: v.get("mock_pid").and_then(Value::as_u64).map(|p| p as u32),
         targets,
         versions,
     })
