@@ -96,6 +96,7 @@ DIR_MODULES: set[str] = set()
 # The layers src/lib.rs describes: a module may use only modules of lower layers.
 LAYERS = {
     "error": 0, "usage": 0, "calendar": 0, "sse": 0, "header_policy": 0,
+    "log_fields": 0,
     "config": 1, "model_studio": 1,
     "store": 2, "models": 2, "translate": 2, "upstream": 2,
     "auth": 3, "conversation": 3, "telemetry": 3,

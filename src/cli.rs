@@ -341,7 +341,7 @@ fn init_logging(
     if json {
         builder.json().flatten_event(true).init();
     } else {
-        builder.init();
+        builder.fmt_fields(crate::log_fields::PlainFields).init();
     }
     guard
 }

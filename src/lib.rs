@@ -5,7 +5,8 @@
 //!
 //! 0. Foundations, depending on nothing in the crate: [`error`] (the one `ApiError` and how it
 //!    renders), [`usage`] (token counts), [`calendar`] (days and timestamps), [`sse`] (the
-//!    event-stream push parser), [`header_policy`] (headers that never cross the gateway).
+//!    event-stream push parser), [`header_policy`] (headers that never cross the gateway),
+//!    [`log_fields`] (the text log line's fields, written cheaply).
 //! 1. [`config`] (layered settings, parsed once) and [`model_studio`] (the upstream's wire
 //!    format: its error payloads, the conformance rewrites).
 //! 2. [`store`] (SQLite, Redis or memory behind one enum), [`models`] (catalog and aliases),
@@ -26,6 +27,7 @@ pub mod conversation;
 pub mod error;
 pub mod header_policy;
 pub mod ledger;
+pub mod log_fields;
 pub mod model_studio;
 pub mod models;
 pub mod request_context;
