@@ -4,7 +4,7 @@
 //! Finished items (`response.output_item.done`) are taken as sent; items that never got
 //! a `.done` are rebuilt from their deltas.
 
-use crate::model_studio::events::EventKind;
+use crate::model_studio::events::{EventKind, TextDelta};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -54,7 +54,10 @@ fn fill(map: &mut BTreeMap<u64, String>, at: u64, full: &str) {
 
 impl Collector {
     fn slot(&mut self, event: &Value, kind: &str) -> &mut Slot {
-        let key = event_item_key(event);
+        self.slot_for(event_item_key(event), event["output_index"].as_u64(), kind)
+    }
+
+    fn slot_for(&mut self, key: String, output_index: Option<u64>, kind: &str) -> &mut Slot {
         let pos = match self.slots.iter().position(|s| s.key == key) {
             Some(pos) => pos,
             None => {
@@ -67,12 +70,22 @@ impl Collector {
         };
         let slot = &mut self.slots[pos];
         if slot.output_index.is_none() {
-            slot.output_index = event["output_index"].as_u64();
+            slot.output_index = output_index;
         }
         if slot.kind.is_none() && !kind.is_empty() {
             slot.kind = Some(kind.to_owned());
         }
         slot
+    }
+
+    /// A plain text delta read typed: what [`Self::on_event`] does with the same event.
+    pub fn on_text_delta(&mut self, delta: &TextDelta) {
+        let slot = self.slot_for(delta.item_key(), delta.output_index, "message");
+        append(
+            &mut slot.texts,
+            delta.content_index.unwrap_or(0),
+            &delta.delta,
+        );
     }
 
     pub fn on_event(&mut self, event: &Value) {

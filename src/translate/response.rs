@@ -11,7 +11,7 @@ use super::stop::StopMatcher;
 use super::usage::chat_usage;
 use crate::error::ApiError;
 use crate::model_studio::errors::error_from_payload;
-use crate::model_studio::events::EventKind;
+use crate::model_studio::events::{EventKind, TextDelta};
 use http::StatusCode;
 use serde_json::Value;
 use std::collections::HashSet;
@@ -140,6 +140,20 @@ impl CompletionBuilder {
             }
             _ => {}
         }
+        self.is_over()
+    }
+
+    /// A plain text delta read typed ([`TextDelta::parse`]): what [`Self::push`] does with
+    /// the same event, without its `Value`.
+    pub fn push_text_delta(&mut self, delta: &TextDelta) -> bool {
+        if self.is_over() {
+            return true;
+        }
+        self.collector.on_text_delta(delta);
+        let item = delta.item_key();
+        self.text_seen
+            .insert((item.clone(), delta.content_index.unwrap_or(0)));
+        self.watch(&item, &delta.delta);
         self.is_over()
     }
 

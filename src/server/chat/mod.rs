@@ -179,7 +179,11 @@ async fn assemble(
             if batch.is_empty() {
                 break;
             }
-            if batch.iter().any(|event| builder.push(&event.json())) {
+            let over = batch.iter().any(|event| match event {
+                SourceEvent::Text(delta) => builder.push_text_delta(delta),
+                SourceEvent::Json(event) => builder.push(event),
+            });
+            if over {
                 break;
             }
         }

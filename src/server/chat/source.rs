@@ -23,16 +23,6 @@ pub(super) enum SourceEvent {
     Json(Value),
 }
 
-impl SourceEvent {
-    /// The event as JSON, for code that works on whole events.
-    pub(super) fn json(&self) -> Cow<'_, Value> {
-        match self {
-            SourceEvent::Text(delta) => Cow::Owned(delta.to_value()),
-            SourceEvent::Json(event) => Cow::Borrowed(event),
-        }
-    }
-}
-
 /// Upstream events of one choice, parsed, with the transport's failures as `Err`.
 pub(super) struct EventSource {
     reader: EventReader,

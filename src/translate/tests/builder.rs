@@ -192,3 +192,50 @@ fn legacy_functions() {
     );
     assert_eq!(out["choices"][0]["finish_reason"], "function_call");
 }
+
+/// As [`build`], with plain text deltas going through `push_text_delta`, as the handler
+/// feeds them; also returns how many took that path.
+fn build_typed(stop: &[&str], events: &[Value]) -> (usize, Result<Value, ApiError>, usize) {
+    let mut b = CompletionBuilder::new(ctx(), stop.iter().map(|s| s.to_string()).collect());
+    let (mut read, mut typed) = (0, 0);
+    for event in events {
+        read += 1;
+        let over = match crate::model_studio::events::TextDelta::parse(&event.to_string()) {
+            Some(delta) => {
+                typed += 1;
+                b.push_text_delta(&delta)
+            }
+            None => b.push(event),
+        };
+        if over {
+            break;
+        }
+    }
+    (read, b.finish(), typed)
+}
+
+#[test]
+fn typed_text_deltas_build_exactly_what_whole_events_build() {
+    let streams = [
+        Events::new()
+            .message("msg_1", &["Hel", "lo"])
+            .message("msg_2", &["STOP", "x"])
+            .completed(),
+        Events::new()
+            .message("msg_1", &["Hel", "lo"])
+            .message("msg_2", &["a", "b"])
+            .completed_empty_output(),
+        Events::new()
+            .message("msg_1", &["cut ", "short"])
+            .truncated(),
+    ];
+    for events in &streams {
+        for stop in [&[][..], &["STOP"][..]] {
+            let (read, out, typed) = build_typed(stop, events);
+            assert!(typed >= 2, "the deltas took the typed path");
+            let (whole_read, whole) = build(stop, events);
+            assert_eq!(read, whole_read);
+            assert_eq!(format!("{out:?}"), format!("{whole:?}"));
+        }
+    }
+}
