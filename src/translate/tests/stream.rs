@@ -284,17 +284,6 @@ fn reasoning_then_text() {
 }
 
 #[test]
-fn reasoning_text_deltas_also_become_reasoning_content() {
-    let mut ev = Events::new();
-    ev.push(json!({
-        "type": "response.reasoning_text.delta", "item_id": "rs_1", "output_index": 0,
-        "content_index": 0, "delta": "raw thought",
-    }));
-    let out = run(ctx(), &ev.completed());
-    assert_eq!(deltas(&out)[1]["reasoning_content"], "raw thought");
-}
-
-#[test]
 fn usage_chunk_has_empty_choices_and_earlier_chunks_say_usage_null() {
     let mut c = ctx();
     c.include_usage = true;
@@ -515,15 +504,30 @@ fn second_message_item_is_separated_like_the_non_streaming_answer() {
     assert_eq!(content(&out), "First.\n\nSecond.");
 }
 
+/// Reasoning text (not only its summary) and refusals stream as their own delta fields.
 #[test]
-fn refusal_deltas_become_delta_refusal() {
-    let mut ev = Events::new();
-    ev.push(json!({
-        "type": "response.refusal.delta", "item_id": "msg_1", "output_index": 0,
-        "content_index": 0, "delta": "I can't help with that.",
-    }));
-    let out = run(ctx(), &ev.completed());
-    assert_eq!(deltas(&out)[1]["refusal"], "I can't help with that.");
+fn reasoning_text_and_refusal_deltas_become_their_delta_fields() {
+    for (kind, item, field, text) in [
+        (
+            "response.reasoning_text.delta",
+            "rs_1",
+            "reasoning_content",
+            "raw thought",
+        ),
+        (
+            "response.refusal.delta",
+            "msg_1",
+            "refusal",
+            "I can't help with that.",
+        ),
+    ] {
+        let mut ev = Events::new();
+        ev.push(json!({
+            "type": kind, "item_id": item, "output_index": 0, "content_index": 0, "delta": text,
+        }));
+        let out = run(ctx(), &ev.completed());
+        assert_eq!(deltas(&out)[1][field], text, "{kind}");
+    }
 }
 
 #[test]
