@@ -2,7 +2,7 @@
 //! at `GET /metrics`. Names follow Prometheus conventions (`_total` counters, `_seconds`
 //! histograms); label values are bounded (route templates, region and model names, status).
 //!
-//! Every metric is listed in [`METRICS`] (and the README's Metrics section), with the help
+//! Every metric is listed in [`METRICS`] (and `docs/metrics.md`), with the help
 //! text `/metrics` prints for it.
 
 use crate::upstream::Router;
@@ -181,8 +181,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn metric_names_follow_prometheus_conventions_and_are_in_the_readme() {
-        let readme = include_str!("../README.md");
+    fn metric_names_follow_prometheus_conventions_and_are_documented() {
+        let doc = include_str!("../docs/metrics.md");
         for &(name, kind, _, help) in METRICS {
             assert!(name.starts_with("qwen_gateway_"), "{name}");
             match kind {
@@ -192,8 +192,8 @@ mod tests {
             }
             assert!(!help.is_empty());
             assert!(
-                readme.contains(&format!("| `{name}` |")),
-                "README lists {name}"
+                doc.contains(&format!("| `{name}` |")),
+                "docs/metrics.md lists {name}"
             );
         }
     }
