@@ -8,7 +8,7 @@
 //!    event-stream push parser), [`header_policy`] (headers that never cross the gateway),
 //!    [`log_fields`] (the text log line's fields, written cheaply).
 //! 1. [`config`] (layered settings, parsed once) and [`model_studio`] (the upstream's wire
-//!    format: its error payloads, the conformance rewrites).
+//!    format: event kinds, typed text deltas, its error payloads, the conformance rewrites).
 //! 2. [`store`] (SQLite, Redis or memory behind one enum), [`models`] (catalog and aliases),
 //!    [`translate`] (Chat Completions ⇄ Responses, pure functions) and [`upstream`] (where a
 //!    request goes and how it is sent: regions, keys, breakers, failover, scrubbing).

@@ -1,7 +1,8 @@
 //! Chat Completions ⇄ Responses API translation: pure functions, no I/O.
 //!
-//! Everything here works on `serde_json::Value` and returns values or errors; the HTTP
-//! handler does the sending, cancelling and framing. The rules, field by field, are in
+//! Everything here works on `serde_json::Value` (and, per streamed event, on the typed
+//! [`chunk::Chunk`] and `model_studio::events::TextDelta`, which skip building a `Value`)
+//! and returns values or errors; the HTTP handler does the sending, cancelling and framing. The rules, field by field, are in
 //! `docs/chat-completions.md`; Model Studio's error payloads are classified in
 //! `crate::model_studio::errors`, shared with the pass-through.
 

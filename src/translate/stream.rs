@@ -4,18 +4,17 @@
 //! (at the terminal event or at a stop-string match), never empty filler chunks, and an
 //! error frame instead of a finish chunk when upstream fails or ends early.
 
+use super::chunk::{Choice, Chunk, Delta, UsageField, usage_chunk};
 use super::collect::event_item_key;
 use super::output::{calls_or_stop, created_secs, finish_reason};
 use super::response::truncated;
 use super::stop::StopMatcher;
+use super::usage::{ChatUsage, chat_usage};
 use crate::error::ApiError;
 use crate::model_studio::errors::error_from_payload;
 use crate::model_studio::events::{EventKind, TextDelta};
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
-
-use super::chunk::{Choice, Chunk, Delta, UsageField, usage_chunk};
-use super::usage::{ChatUsage, chat_usage};
 use std::sync::Arc;
 
 /// What the chunks need from the request and the handler.
