@@ -8,10 +8,11 @@
 //! - [`admin`]: creating, listing and revoking keys and reading the ledger, shared by the
 //!   CLI (`qwen-gateway keys ...`) and the `/admin` HTTP API.
 //!
-//! [`require_key`] is the middleware in front of `/v1/*`: it authenticates, applies the
-//! limits, leaves the [`ClientKey`] in the request's extensions (handlers read it with
-//! [`Caller`]) and adds the `x-ratelimit-*` headers. [`require_admin`] guards `/admin`,
-//! with failed token attempts throttled per client address ([`throttle`]).
+//! No HTTP here: the middleware that uses this lives in `server::auth` (`require_key` in
+//! front of `/v1/*`: it authenticates, applies the limits, leaves the [`ClientKey`] in the
+//! request's extensions for the `Caller` extractor and adds the `x-ratelimit-*` headers;
+//! `require_admin` guards `/admin`, with failed token attempts throttled per client address
+//! by [`throttle`]).
 
 pub mod admin;
 pub mod cache;

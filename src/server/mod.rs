@@ -299,7 +299,7 @@ async fn drop_invalid_request_id(mut request: axum::extract::Request) -> axum::e
     request
 }
 
-/// The request-id grammar (see [`drop_invalid_request_id`]).
+/// The request-id grammar (see `drop_invalid_request_id`).
 pub fn is_valid_request_id(id: &[u8]) -> bool {
     (1..=128).contains(&id.len())
         && id

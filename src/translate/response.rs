@@ -1,7 +1,7 @@
 //! Responses results → `chat.completion` for non-streaming clients (docs/chat-completions.md, "The answer").
 //!
 //! The gateway always streams upstream, so the usual path is [`CompletionBuilder`] fed
-//! with events; [`response_to_chat`] translates a whole response object.
+//! with events; `response_to_chat` translates a whole response object.
 
 use super::collect::Collector;
 use super::output::{

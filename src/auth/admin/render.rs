@@ -132,7 +132,7 @@ pub fn usage_csv(lines: &[UsageLine]) -> String {
 }
 
 /// [`usage_csv`] for a download a spreadsheet opens (the dashboard's `usage.csv`): text
-/// cells that look like formulas are defused (see [`spreadsheet_field`]).
+/// cells that look like formulas are defused (see `spreadsheet_field`).
 pub fn usage_csv_for_spreadsheets(lines: &[UsageLine]) -> String {
     csv_with(lines, spreadsheet_field)
 }

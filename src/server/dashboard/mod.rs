@@ -3,7 +3,7 @@
 //!
 //! The page calls the same JSON API as the CLI's HTTP users (`/admin/keys`, `/admin/usage`),
 //! plus `/admin/status` (regions and failovers as JSON) and `/admin/usage.csv`; no second API.
-//! [`super::auth::require_admin`] lets every `/admin` request in with either the bearer token
+//! `server::auth::require_admin` lets every `/admin` request in with either the bearer token
 //! (unchanged) or a session cookie from [`login`]: with the cookie, a `POST` or `DELETE`
 //! must also carry the session's CSRF token in `x-csrf-token` (else 403). The page reads the
 //! token from a `<meta>` tag of the HTML, which only a signed-in browser gets.

@@ -8,7 +8,7 @@
 //! seek by rank); `counter:{name}` with a TTL;
 //! `usage:{["day","key","model","region"]}` a hash of counters, listed by the sorted set
 //! `usage-index` (all scores 0, so members sort by their JSON text, day first).
-//! Redis expires records itself, so [`RedisStore::purge_expired`] has nothing to do.
+//! Redis expires records itself, so `RedisStore::purge_expired` has nothing to do.
 
 use std::collections::HashMap;
 use std::fmt;
