@@ -66,26 +66,30 @@ impl ChatUsage {
             .completion_tokens
             .saturating_add(other.completion_tokens);
         self.total_tokens = self.total_tokens.saturating_add(other.total_tokens);
-        self.prompt_tokens_details = match (self.prompt_tokens_details, other.prompt_tokens_details)
-        {
-            (Some(a), Some(b)) => Some(PromptTokensDetails {
-                cached_tokens: a.cached_tokens.saturating_add(b.cached_tokens),
-            }),
-            (a, b) => a.or(b),
-        };
-        self.completion_tokens_details = match (
-            self.completion_tokens_details,
-            other.completion_tokens_details,
-        ) {
-            (Some(a), Some(b)) => Some(CompletionTokensDetails {
-                reasoning_tokens: a.reasoning_tokens.saturating_add(b.reasoning_tokens),
-            }),
-            (a, b) => a.or(b),
-        };
+        let cached = |d: Option<PromptTokensDetails>| d.map(|d| d.cached_tokens);
+        self.prompt_tokens_details = reported_sum(
+            cached(self.prompt_tokens_details),
+            cached(other.prompt_tokens_details),
+        )
+        .map(|cached_tokens| PromptTokensDetails { cached_tokens });
+        let reasoning = |d: Option<CompletionTokensDetails>| d.map(|d| d.reasoning_tokens);
+        self.completion_tokens_details = reported_sum(
+            reasoning(self.completion_tokens_details),
+            reasoning(other.completion_tokens_details),
+        )
+        .map(|reasoning_tokens| CompletionTokensDetails { reasoning_tokens });
         self.x_tools = match (self.x_tools.take(), &other.x_tools) {
             (Some(a), Some(b)) => Some(sum_numbers(&a, b)),
             (a, b) => a.or_else(|| b.clone()),
         };
+    }
+}
+
+/// The sum of two figures, saturating; one side's figure when only it reported one.
+fn reported_sum(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.saturating_add(b)),
+        (a, b) => a.or(b),
     }
 }
 
