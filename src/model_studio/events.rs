@@ -118,7 +118,19 @@ struct TextDeltaWire<'a> {
     item: Option<IgnoredAny>,
 }
 
+/// An output item's key as the chat translation tracks items: its id, else `#` and its
+/// output index (events of one item may carry either).
+pub fn item_key(item_id: Option<&str>, output_index: Option<u64>) -> String {
+    match item_id {
+        Some(id) => id.to_owned(),
+        None => format!("#{}", output_index.unwrap_or(0)),
+    }
+}
+
 impl TextDelta {
+    /// The event's `type`.
+    pub const KIND: &'static str = "response.output_text.delta";
+
     /// The delta in `data` (an event's JSON), or `None` when `data` is anything else, or a
     /// delta of another shape (a field of another type, a duplicate key, a possible failure):
     /// those are parsed whole, as every other event is.
@@ -136,30 +148,9 @@ impl TextDelta {
         })
     }
 
-    /// The item it belongs to, named as `translate` names items: its id, else `#` and its
-    /// output index.
+    /// The item it belongs to ([`item_key`]).
     pub fn item_key(&self) -> String {
-        match &self.item_id {
-            Some(id) => id.clone(),
-            None => format!("#{}", self.output_index.unwrap_or(0)),
-        }
-    }
-
-    /// The event as JSON with the fields read, for code that works on whole events.
-    pub fn to_value(&self) -> serde_json::Value {
-        let mut event = serde_json::Map::new();
-        event.insert("type".into(), "response.output_text.delta".into());
-        if let Some(id) = &self.item_id {
-            event.insert("item_id".into(), id.as_str().into());
-        }
-        if let Some(at) = self.output_index {
-            event.insert("output_index".into(), at.into());
-        }
-        if let Some(at) = self.content_index {
-            event.insert("content_index".into(), at.into());
-        }
-        event.insert("delta".into(), self.delta.as_str().into());
-        serde_json::Value::Object(event)
+        item_key(self.item_id.as_deref(), self.output_index)
     }
 }
 
@@ -192,7 +183,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(no_id.item_key(), "#2");
-        assert_eq!(no_id.to_value()["output_index"], 2);
+        assert_eq!(no_id.output_index, Some(2));
         for other in [
             r#"{"type":"response.output_text.done","item_id":"m","delta":"x"}"#,
             r#"{"type":"response.output_text.delta","item_id":"m"}"#,

@@ -4,7 +4,7 @@
 //! Finished items (`response.output_item.done`) are taken as sent; items that never got
 //! a `.done` are rebuilt from their deltas.
 
-use crate::model_studio::events::{EventKind, TextDelta};
+use crate::model_studio::events::{EventKind, TextDelta, item_key};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -29,11 +29,12 @@ pub(crate) struct Collector {
 
 /// The key an event's item is tracked by: its id, else its output position.
 pub(crate) fn event_item_key(event: &Value) -> String {
-    event["item_id"]
-        .as_str()
-        .or_else(|| event["item"]["id"].as_str())
-        .map(str::to_owned)
-        .unwrap_or_else(|| format!("#{}", event["output_index"].as_u64().unwrap_or(0)))
+    item_key(
+        event["item_id"]
+            .as_str()
+            .or_else(|| event["item"]["id"].as_str()),
+        event["output_index"].as_u64(),
+    )
 }
 
 fn index(event: &Value, key: &str) -> u64 {
@@ -80,11 +81,15 @@ impl Collector {
 
     /// A plain text delta read typed: what [`Self::on_event`] does with the same event.
     pub fn on_text_delta(&mut self, delta: &TextDelta) {
-        let slot = self.slot_for(delta.item_key(), delta.output_index, "message");
+        let at = delta.content_index.unwrap_or(0);
+        self.text_delta(delta.item_key(), delta.output_index, at, &delta.delta);
+    }
+
+    fn text_delta(&mut self, key: String, output_index: Option<u64>, at: u64, text: &str) {
         append(
-            &mut slot.texts,
-            delta.content_index.unwrap_or(0),
-            &delta.delta,
+            &mut self.slot_for(key, output_index, "message").texts,
+            at,
+            text,
         );
     }
 
@@ -100,8 +105,8 @@ impl Collector {
                 self.slot(event, kind).done = Some(event["item"].clone());
             }
             EventKind::OutputTextDelta => {
-                let at = index(event, "content_index");
-                append(&mut self.slot(event, "message").texts, at, text("delta"));
+                let (key, at) = (event_item_key(event), index(event, "content_index"));
+                self.text_delta(key, event["output_index"].as_u64(), at, text("delta"));
             }
             EventKind::OutputTextDone => {
                 let at = index(event, "content_index");

@@ -113,8 +113,8 @@ impl CompletionBuilder {
                 self.started = Some(event["response"].clone());
             }
             EventKind::OutputTextDelta => {
-                self.text_seen.insert((item.clone(), content_index(event)));
-                self.watch(&item, event["delta"].as_str().unwrap_or_default());
+                let text = event["delta"].as_str().unwrap_or_default();
+                self.text_delta(item, content_index(event), text);
             }
             // Text that never came as deltas is only in the `.done`.
             EventKind::OutputTextDone
@@ -150,11 +150,14 @@ impl CompletionBuilder {
             return true;
         }
         self.collector.on_text_delta(delta);
-        let item = delta.item_key();
-        self.text_seen
-            .insert((item.clone(), delta.content_index.unwrap_or(0)));
-        self.watch(&item, &delta.delta);
+        let at = delta.content_index.unwrap_or(0);
+        self.text_delta(delta.item_key(), at, &delta.delta);
         self.is_over()
+    }
+
+    fn text_delta(&mut self, item: String, content_index: u64, text: &str) {
+        self.watch(&item, text);
+        self.text_seen.insert((item, content_index));
     }
 
     /// Runs text through the stop matcher, in the order (and with the item separator) the

@@ -151,8 +151,7 @@ impl ChunkTranslator {
                 self.announce(&key, &event["item"], None);
             }
             EventKind::OutputTextDelta => {
-                self.send_text(&key, str_of("delta"));
-                self.saw((key, "text", index_of("content_index")));
+                self.text_delta(key, index_of("content_index"), str_of("delta"));
             }
             EventKind::OutputTextDone
                 if self
@@ -209,10 +208,14 @@ impl ChunkTranslator {
         if self.done {
             return Vec::new();
         }
-        let key = delta.item_key();
-        self.send_text(&key, &delta.delta);
-        self.saw((key, "text", delta.content_index.unwrap_or(0)));
+        let at = delta.content_index.unwrap_or(0);
+        self.text_delta(delta.item_key(), at, &delta.delta);
         self.take()
+    }
+
+    fn text_delta(&mut self, item: String, content_index: u64, text: &str) {
+        self.send_text(&item, text);
+        self.saw((item, "text", content_index));
     }
 
     /// No terminal event seen → an error frame, never a fake "stop".

@@ -234,11 +234,11 @@ impl EventSource {
             let Some(data) = fields.data.filter(|d| !d.is_empty() && d != "[DONE]") else {
                 continue;
             };
-            if fields.event.as_deref() == Some("response.output_text.delta")
+            if fields.event.as_deref() == Some(TextDelta::KIND)
                 && let Some(delta) = TextDelta::parse(&data)
             {
-                // What `note_usage` makes of a delta: one more, no usage, not terminal.
-                self.deltas += 1;
+                // A delta reports no usage: only its kind is noted.
+                self.note_kind(TextDelta::KIND);
                 parsed.push(SourceEvent::Text(delta));
                 continue;
             }
@@ -277,13 +277,7 @@ impl EventSource {
     /// Adds a terminal event's usage (each of the `n` upstream streams reports its own, once)
     /// so the ledger gets the request's sum, built-in tool calls included.
     fn note_usage(&mut self, event: &Value) {
-        let kind = event.get("type").and_then(Value::as_str).unwrap_or("");
-        if kind.ends_with(".delta") {
-            self.deltas += 1;
-        }
-        if EventKind::of(kind).ends_response() {
-            self.terminal_seen = true;
-        }
+        self.note_kind(event.get("type").and_then(Value::as_str).unwrap_or(""));
         // `get` twice, not `pointer`: that allocates a String per path token, per event.
         if let Some(usage) = event
             .get("response")
@@ -292,6 +286,16 @@ impl EventSource {
         {
             self.meta
                 .update(|i| i.usage.get_or_insert_with(Usage::default).add(&usage));
+        }
+    }
+
+    /// Counts a delta (for a usage estimate) and notes a terminal event.
+    fn note_kind(&mut self, kind: &str) {
+        if kind.ends_with(".delta") {
+            self.deltas += 1;
+        }
+        if EventKind::of(kind).ends_response() {
+            self.terminal_seen = true;
         }
     }
 }
