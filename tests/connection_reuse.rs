@@ -66,6 +66,130 @@ async fn sequential_chat_requests_share_one_upstream_connection() {
     let stats = mock.stats();
     assert_eq!(stats.requests, 8, "{stats:?}");
     assert_eq!(stats.accepted_connections, 1, "{stats:?}");
+    // HTTP/1.1 unless a region asks for h2c.
+    assert!(mock.requests().iter().all(|r| r.version == "HTTP/1.1"));
+}
+
+/// A gateway whose one region speaks h2c (`http2_prior_knowledge = true`) to a default mock.
+async fn gateway_with_h2c_mock() -> (Gateway, mock_model_studio::MockServer) {
+    let mock = start_mock().await;
+    let toml = config_toml(&[mock.base_url()], "").replace(
+        "api_key_env = [\"TEST_KEY_R0\"]\n",
+        "api_key_env = [\"TEST_KEY_R0\"]\nhttp2_prior_knowledge = true\n",
+    );
+    assert!(toml.contains("http2_prior_knowledge"));
+    (start_gateway(&toml).await, mock)
+}
+
+#[tokio::test]
+async fn an_h2c_region_carries_concurrent_streams_over_one_connection() {
+    let (gw, mock) = gateway_with_h2c_mock().await;
+    let http = client();
+    let requests = (0..8).map(|i| {
+        let http = http.clone();
+        let (path, body) = match i % 4 {
+            0 => (
+                "/v1/responses",
+                json!({"model": MODEL, "input": format!("r{i}"), "stream": true}),
+            ),
+            1 => (
+                "/v1/responses",
+                json!({"model": MODEL, "input": format!("r{i}")}),
+            ),
+            2 => (
+                "/v1/chat/completions",
+                json!({"model": MODEL, "stream": true,
+                "messages": [{"role": "user", "content": format!("r{i}")}]}),
+            ),
+            _ => (
+                "/v1/chat/completions",
+                json!({"model": MODEL,
+                "messages": [{"role": "user", "content": format!("r{i}")}]}),
+            ),
+        };
+        let url = gw.url(path);
+        async move {
+            let res = http
+                .post(url)
+                // Paced, so that all eight are open upstream at once.
+                .header("x-mock-tokens", "10")
+                .header("x-mock-delay-ms", "30")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (i, res.status(), res.text().await.unwrap())
+        }
+    });
+    for (i, status, text) in futures_util::future::join_all(requests).await {
+        assert_eq!(status, 200, "{i}: {text}");
+        match i % 4 {
+            0 => assert!(text.contains("event:response.completed"), "{i}: {text}"),
+            1 => assert_eq!(
+                serde_json::from_str::<serde_json::Value>(&text).unwrap()["status"],
+                "completed",
+                "{i}: {text}"
+            ),
+            2 => assert!(text.trim_end().ends_with("data: [DONE]"), "{i}: {text}"),
+            _ => assert_eq!(
+                serde_json::from_str::<serde_json::Value>(&text).unwrap()["choices"][0]["finish_reason"],
+                "stop",
+                "{i}: {text}"
+            ),
+        }
+    }
+    let recorded = mock.requests();
+    assert_eq!(recorded.len(), 8);
+    assert!(
+        recorded.iter().all(|r| r.version == "HTTP/2.0"),
+        "{:?}",
+        recorded.iter().map(|r| &r.version).collect::<Vec<_>>()
+    );
+    // The key still goes only in `authorization`, and no hop-by-hop header made it through.
+    assert!(
+        recorded
+            .iter()
+            .all(|r| r.header("authorization") == Some(&*format!("Bearer {UPSTREAM_KEY}")))
+    );
+    let stats = mock.stats();
+    assert_eq!(stats.accepted_connections, 1, "{stats:?}");
+    // Chat asks for a stream upstream whether or not its client streams.
+    assert_eq!(stats.completed_streams, 6, "{stats:?}");
+}
+
+#[tokio::test]
+async fn over_http2_a_client_that_leaves_resets_only_its_stream() {
+    let (gw, mock) = gateway_with_h2c_mock().await;
+    let res = client()
+        .post(gw.url("/v1/chat/completions"))
+        .header("x-mock-tokens", "200")
+        .header("x-mock-delay-ms", "20")
+        .json(&json!({"model": MODEL, "stream": true,
+            "messages": [{"role": "user", "content": "long"}]}))
+        .send()
+        .await
+        .unwrap();
+    read_events_then_leave(res, 3).await;
+    let cancelled = eventually(Duration::from_secs(5), || {
+        mock.stats().cancelled_streams == 1
+    })
+    .await;
+    assert!(
+        cancelled,
+        "the upstream stream was not cancelled: {:?}",
+        mock.stats()
+    );
+    // The connection itself stays: the next request rides on it.
+    let res = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&json!({"model": MODEL, "messages": [{"role": "user", "content": "next"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let stats = mock.stats();
+    assert_eq!(stats.accepted_connections, 1, "{stats:?}");
+    assert_eq!(stats.open_connections, 1, "{stats:?}");
 }
 
 #[tokio::test]

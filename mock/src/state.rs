@@ -16,6 +16,9 @@ use crate::config::MockConfig;
 pub struct RecordedRequest {
     pub method: String,
     pub path: String,
+    /// `HTTP/1.1` or `HTTP/2.0`: the mock also speaks h2c (prior knowledge), as Model Studio
+    /// speaks HTTP/2 over TLS, so a gateway's choice of protocol can be checked.
+    pub version: String,
     /// The raw query string, if any.
     pub query: Option<String>,
     /// Lower-case names, in the order received.
@@ -46,6 +49,7 @@ impl RecordedRequest {
         serde_json::json!({
             "method": self.method,
             "path": self.path,
+            "version": self.version,
             "headers": self.headers,
             "body": self.body,
             "status": self.status,

@@ -138,6 +138,12 @@ pub struct RegionConfig {
     /// of the operator, never of a client (clients' `X-DashScope-*` headers are dropped).
     #[serde(default)]
     pub workspace: Option<String>,
+    /// Speak HTTP/2 to an `http://` base URL without negotiating it first (h2c with prior
+    /// knowledge), so all of the region's streams share a few connections. Off by default:
+    /// most plain-HTTP servers speak HTTP/1.1 only. Over `https://`, HTTP/2 is negotiated
+    /// through ALPN whatever this says, so it is refused there.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub http2_prior_knowledge: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -356,6 +362,8 @@ pub struct ResolvedRegion {
     pub keys: Vec<RegionKey>,
     /// `regions.NAME.workspace`.
     pub workspace: Option<String>,
+    /// `regions.NAME.http2_prior_knowledge`.
+    pub http2_prior_knowledge: bool,
 }
 
 /// The outcome of reading region keys from the environment.
@@ -418,6 +426,11 @@ impl Settings {
             {
                 return Err(ConfigError::Invalid(format!(
                     "regions.{name}.workspace is not a valid header value"
+                )));
+            }
+            if region.http2_prior_knowledge && region.base_url.url().scheme() != "http" {
+                return Err(ConfigError::Invalid(format!(
+                    "regions.{name}.http2_prior_knowledge is for http:// base URLs; over https:// HTTP/2 is negotiated through ALPN"
                 )));
             }
         }
@@ -512,6 +525,7 @@ impl Settings {
                 base_url: region.base_url.url().clone(),
                 keys,
                 workspace: region.workspace.clone().filter(|w| !w.trim().is_empty()),
+                http2_prior_knowledge: region.http2_prior_knowledge,
             });
         }
         if usable.is_empty() {

@@ -253,3 +253,30 @@ fn a_bad_base_url_is_a_load_error_naming_the_region_and_hiding_user_info() {
         assert!(!err.contains("hunter2"), "{err}");
     }
 }
+
+#[test]
+fn http2_prior_knowledge_is_for_plain_http_regions_only() {
+    let with = |url: &str| {
+        Settings::load_with_env(
+            None,
+            Some(env(&[
+                ("QWEN_GATEWAY__REGIONS__SINGAPORE__BASE_URL", url),
+                (
+                    "QWEN_GATEWAY__REGIONS__SINGAPORE__HTTP2_PRIOR_KNOWLEDGE",
+                    "true",
+                ),
+            ])),
+        )
+    };
+    let err = with("https://h.example/v1").unwrap_err().to_string();
+    assert!(
+        err.contains("regions.singapore.http2_prior_knowledge"),
+        "{err}"
+    );
+    let settings = with("http://127.0.0.1:9/v1").unwrap();
+    assert!(settings.regions["singapore"].http2_prior_knowledge);
+    // Off unless asked for, and left out of the effective configuration when off.
+    let default = Settings::load_with_env(None, Some(env(&[]))).unwrap();
+    assert!(!default.regions["singapore"].http2_prior_knowledge);
+    assert!(!default.describe(|_| None).contains("http2_prior_knowledge"));
+}

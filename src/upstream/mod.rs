@@ -114,7 +114,6 @@ pub struct Limits {
 /// Picks a region and a key for each request and sends it.
 #[derive(Debug)]
 pub struct Router {
-    http: reqwest::Client,
     regions: Vec<Region>,
     limits: Limits,
     /// Secrets kept out of every answer. Behind a lock only so the admin token, configured
@@ -140,7 +139,13 @@ enum RegionOutcome {
 impl Router {
     pub fn new(settings: &Settings, regions: Vec<ResolvedRegion>) -> Result<Self, reqwest::Error> {
         let u = &settings.upstream;
-        let http = build_http_client(u.connect_timeout)?;
+        let http = build_http_client(u.connect_timeout, false)?;
+        // Built only when a region asks for it.
+        let h2c = regions
+            .iter()
+            .any(|r| r.http2_prior_knowledge)
+            .then(|| build_http_client(u.connect_timeout, true))
+            .transpose()?;
         let limits = Limits {
             first_byte_timeout: u.first_byte_timeout,
             stream_idle_timeout: u.stream_idle_timeout,
@@ -163,14 +168,18 @@ impl Router {
         let regions = regions
             .into_iter()
             .filter_map(|r| {
+                let client = match &h2c {
+                    Some(h2c) if r.http2_prior_knowledge => h2c.clone(),
+                    _ => http.clone(),
+                };
                 Region::new(
                     r,
                     breaker::Breaker::new(u.breaker_threshold, u.breaker_cooldown),
+                    client,
                 )
             })
             .collect();
         Ok(Self {
-            http,
             regions,
             limits,
             scrubber: std::sync::RwLock::new(Arc::new(scrubber)),
@@ -442,8 +451,8 @@ impl Router {
             .map_err(|_| unsent("a configured key is not a valid header value"))?;
         auth.set_sensitive(true);
         headers.insert(header::AUTHORIZATION, auth);
-        let request = self
-            .http
+        let request = region
+            .http()
             .request(req.target.method(), url)
             .headers(headers)
             .body(req.body.clone());

@@ -40,6 +40,8 @@ pub struct Region {
     /// `X-DashScope-WorkSpace` for every request to this region.
     workspace: Option<http::HeaderValue>,
     keys: Vec<RegionKey>,
+    /// The client for this region's protocol (see [`super::build_http_client`]).
+    http: reqwest::Client,
     health: Vec<Mutex<KeyHealth>>,
     next: AtomicUsize,
     breaker: Breaker,
@@ -47,8 +49,9 @@ pub struct Region {
 
 impl Region {
     /// `None` for a region without keys: such a region cannot take traffic.
-    pub fn new(resolved: ResolvedRegion, breaker: Breaker) -> Option<Self> {
+    pub fn new(resolved: ResolvedRegion, breaker: Breaker, http: reqwest::Client) -> Option<Self> {
         (!resolved.keys.is_empty()).then(|| Self {
+            http,
             name: resolved.name.into(),
             base: resolved.base_url,
             workspace: resolved
@@ -78,6 +81,10 @@ impl Region {
     /// cannot be a base (config validation refuses such a URL).
     pub fn url_for(&self, target: &Target) -> Option<reqwest::Url> {
         target.url(&self.base)
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     pub fn workspace(&self) -> Option<&http::HeaderValue> {
@@ -193,8 +200,10 @@ mod tests {
                     })
                     .collect(),
                 workspace: None,
+                http2_prior_knowledge: false,
             },
             Breaker::new(3, Duration::from_secs(1)),
+            reqwest::Client::new(),
         )
         .unwrap()
     }
@@ -230,15 +239,22 @@ mod tests {
                 secret: Secret::new("sk"),
             }],
             workspace: None,
+            http2_prior_knowledge: false,
         };
-        let r = Region::new(resolved.clone(), Breaker::new(1, Duration::from_secs(1))).unwrap();
+        let http = reqwest::Client::new();
+        let r = Region::new(
+            resolved.clone(),
+            Breaker::new(1, Duration::from_secs(1)),
+            http.clone(),
+        )
+        .unwrap();
         let items = Target::new(Endpoint::InputItems(ResponseId::parse("resp_1").unwrap()));
         assert_eq!(
             r.url_for(&items).unwrap().as_str(),
             "https://h.example/api/v1/responses/resp_1/input_items"
         );
         resolved.base_url = reqwest::Url::parse("mailto:x@h.example").unwrap();
-        let r = Region::new(resolved, Breaker::new(1, Duration::from_secs(1))).unwrap();
+        let r = Region::new(resolved, Breaker::new(1, Duration::from_secs(1)), http).unwrap();
         assert!(r.url_for(&create).is_none());
     }
 

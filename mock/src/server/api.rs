@@ -40,6 +40,7 @@ pub(super) async fn api(
     let record = shared.record(RecordedRequest {
         method: parts.method.to_string(),
         path: parts.uri.path().to_string(),
+        version: format!("{:?}", parts.version),
         query: parts.uri.query().map(str::to_string),
         headers: parts
             .headers

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::body::Body;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
@@ -73,8 +73,17 @@ async fn serve_connection(stream: TcpStream, app: Router, shared: Arc<Shared>) {
                 })
             }
         });
-    let _ = hyper::server::conn::http1::Builder::new()
+    // HTTP/1.1, or HTTP/2 when the connection opens with h2's preface (h2c with prior
+    // knowledge): the benchmarks can then measure a gateway multiplexing its streams, as it
+    // does over TLS with Model Studio. No cap on concurrent streams (hyper's default is 200):
+    // the open-streams benchmark holds thousands on one connection.
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new());
+    builder
+        .http2()
         .timer(TokioTimer::new())
+        .max_concurrent_streams(None);
+    let _ = builder
         .serve_connection(TokioIo::new(stream), service)
         .await;
 }
