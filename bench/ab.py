@@ -78,7 +78,10 @@ def start(procs: list, cmd: list[str], log: pathlib.Path, env=None) -> str:
     return wait_for(log, proc)
 
 
-def gateway_config(dir: pathlib.Path, mock: str, name: str = "gw", extra: str = "") -> pathlib.Path:
+def gateway_config(dir: pathlib.Path, mock: str, name: str = "gw", extra: str = "",
+                   h2c: bool = False) -> pathlib.Path:
+    """`h2c`: the region speaks HTTP/2 with prior knowledge to the mock (which serves both),
+    as the gateway speaks HTTP/2 to Model Studio over TLS."""
     cfg = dir / f"{name}.toml"
     cfg.write_text(extra + f"""
 [server]
@@ -88,6 +91,7 @@ regions = ["bench"]
 [regions.bench]
 base_url = "{mock}"
 api_key_env = ["AB_UPSTREAM_KEY"]
+{'http2 = "prior_knowledge"' if h2c else ""}
 [store]
 url = "memory"
 """)

@@ -12,6 +12,7 @@ over rounds.
     bench/hop.py                                     # target/release/qwen-gateway
     bench/hop.py --gateway old=/tmp/old --gateway new=target/release/qwen-gateway
     bench/hop.py --markdown bench/out/hop.md         # also write the tables and the goals
+    bench/hop.py --h2c                               # also each gateway speaking h2c upstream
 
 Chat has no direct equivalent: it is compared with the direct *streaming* `/responses` call
 of the same answer, which is what the gateway itself makes upstream.
@@ -116,8 +117,13 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=16)
     ap.add_argument("--only", help="comma-separated paths (default: all)")
     ap.add_argument("--markdown", help="write the tables (and the goals, met or missed) here")
+    ap.add_argument("--h2c", action="store_true",
+                    help="also run each gateway as 'NAME h2c', speaking HTTP/2 (prior knowledge) to the mock")
     args = ap.parse_args()
     gateways = args.gateway or [("qwen-gateway", str(ROOT / "target/release/qwen-gateway"))]
+    # (target name, binary, h2c upstream)
+    gateways = [(n, b, False) for n, b in gateways] + ([(f"{n} h2c", b, True) for n, b in gateways]
+                                                       if args.h2c else [])
     if not shutil.which("wrk"):
         sys.exit("hop.py: wrk is not installed (bench/setup.sh installs it)")
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
@@ -140,8 +146,8 @@ def main() -> None:
             fw = start(procs, [args.forward, "forward", "--upstream", mock], dir / "forward.log")
             targets.append(("bare forwarder", fw, False))
             env = dict(os.environ, AB_UPSTREAM_KEY="sk-hop-upstream")
-            for name, binary in gateways:
-                cfg = gateway_config(dir, mock, name)
+            for name, binary, h2c in gateways:
+                cfg = gateway_config(dir, mock, name.replace(" ", "-"), h2c=h2c)
                 targets.append((name, start(procs, [binary, "serve", "--config", str(cfg)], dir / f"{name}.log", env),
                                 True))
             labels = [label for label in BODIES if not args.only or label in args.only.split(",")]
@@ -164,7 +170,7 @@ def main() -> None:
                     p.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     p.kill()
-    report(args, figures, [t for t, _, _ in targets], [n for n, _ in gateways])
+    report(args, figures, [t for t, _, _ in targets], [n for n, _, _ in gateways])
 
 
 def med(samples: list, i: int) -> float | None:

@@ -70,14 +70,14 @@ async fn sequential_chat_requests_share_one_upstream_connection() {
     assert!(mock.requests().iter().all(|r| r.version == "HTTP/1.1"));
 }
 
-/// A gateway whose one region speaks h2c (`http2_prior_knowledge = true`) to a default mock.
+/// A gateway whose one region speaks h2c (`http2 = "prior_knowledge"`) to a default mock.
 async fn gateway_with_h2c_mock() -> (Gateway, mock_model_studio::MockServer) {
     let mock = start_mock().await;
     let toml = config_toml(&[mock.base_url()], "").replace(
         "api_key_env = [\"TEST_KEY_R0\"]\n",
-        "api_key_env = [\"TEST_KEY_R0\"]\nhttp2_prior_knowledge = true\n",
+        "api_key_env = [\"TEST_KEY_R0\"]\nhttp2 = \"prior_knowledge\"\n",
     );
-    assert!(toml.contains("http2_prior_knowledge"));
+    assert!(toml.contains("http2 = "));
     (start_gateway(&toml).await, mock)
 }
 

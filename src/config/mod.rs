@@ -6,6 +6,7 @@
 //! `Debug` output is redacted.
 
 pub use base_url::{BaseUrl, BaseUrlError};
+pub use http2::Http2;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -138,12 +139,9 @@ pub struct RegionConfig {
     /// of the operator, never of a client (clients' `X-DashScope-*` headers are dropped).
     #[serde(default)]
     pub workspace: Option<String>,
-    /// Speak HTTP/2 to an `http://` base URL without negotiating it first (h2c with prior
-    /// knowledge), so all of the region's streams share a few connections. Off by default:
-    /// most plain-HTTP servers speak HTTP/1.1 only. Over `https://`, HTTP/2 is negotiated
-    /// through ALPN whatever this says, so it is refused there.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub http2_prior_knowledge: bool,
+    /// HTTP/2 to this region: `off` (default), `alpn` or `prior_knowledge` ([`Http2`]).
+    #[serde(default)]
+    pub http2: Http2,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -362,8 +360,8 @@ pub struct ResolvedRegion {
     pub keys: Vec<RegionKey>,
     /// `regions.NAME.workspace`.
     pub workspace: Option<String>,
-    /// `regions.NAME.http2_prior_knowledge`.
-    pub http2_prior_knowledge: bool,
+    /// `regions.NAME.http2`.
+    pub http2: Http2,
 }
 
 /// The outcome of reading region keys from the environment.
@@ -428,10 +426,8 @@ impl Settings {
                     "regions.{name}.workspace is not a valid header value"
                 )));
             }
-            if region.http2_prior_knowledge && region.base_url.url().scheme() != "http" {
-                return Err(ConfigError::Invalid(format!(
-                    "regions.{name}.http2_prior_knowledge is for http:// base URLs; over https:// HTTP/2 is negotiated through ALPN"
-                )));
+            if let Some(why) = region.http2.refusal(region.base_url.url().scheme()) {
+                return Err(ConfigError::Invalid(format!("regions.{name}.http2: {why}")));
             }
         }
         for name in &self.upstream.forward_headers {
@@ -525,7 +521,7 @@ impl Settings {
                 base_url: region.base_url.url().clone(),
                 keys,
                 workspace: region.workspace.clone().filter(|w| !w.trim().is_empty()),
-                http2_prior_knowledge: region.http2_prior_knowledge,
+                http2: region.http2,
             });
         }
         if usable.is_empty() {
@@ -581,6 +577,7 @@ fn string_or_list<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<String>, D::Er
 }
 
 mod base_url;
+mod http2;
 mod store_url;
 #[cfg(test)]
 mod tests;

@@ -255,28 +255,37 @@ fn a_bad_base_url_is_a_load_error_naming_the_region_and_hiding_user_info() {
 }
 
 #[test]
-fn http2_prior_knowledge_is_for_plain_http_regions_only() {
-    let with = |url: &str| {
+fn http2_modes_must_fit_the_base_url() {
+    let with = |url: &str, mode: &str| {
         Settings::load_with_env(
             None,
             Some(env(&[
                 ("QWEN_GATEWAY__REGIONS__SINGAPORE__BASE_URL", url),
-                (
-                    "QWEN_GATEWAY__REGIONS__SINGAPORE__HTTP2_PRIOR_KNOWLEDGE",
-                    "true",
-                ),
+                ("QWEN_GATEWAY__REGIONS__SINGAPORE__HTTP2", mode),
             ])),
         )
     };
-    let err = with("https://h.example/v1").unwrap_err().to_string();
-    assert!(
-        err.contains("regions.singapore.http2_prior_knowledge"),
-        "{err}"
-    );
-    let settings = with("http://127.0.0.1:9/v1").unwrap();
-    assert!(settings.regions["singapore"].http2_prior_knowledge);
-    // Off unless asked for, and left out of the effective configuration when off.
+    for (url, mode) in [
+        ("https://h.example/v1", "prior_knowledge"),
+        ("http://127.0.0.1:9/v1", "alpn"),
+    ] {
+        let err = with(url, mode).unwrap_err().to_string();
+        assert!(err.contains("regions.singapore.http2"), "{mode}: {err}");
+    }
+    assert!(with("https://h.example/v1", "h2").is_err());
+    for (url, mode, want) in [
+        (
+            "http://127.0.0.1:9/v1",
+            "prior_knowledge",
+            Http2::PriorKnowledge,
+        ),
+        ("https://h.example/v1", "alpn", Http2::Alpn),
+        ("http://127.0.0.1:9/v1", "off", Http2::Off),
+    ] {
+        assert_eq!(with(url, mode).unwrap().regions["singapore"].http2, want);
+    }
+    // HTTP/1.1 unless asked for, and shown in the effective configuration.
     let default = Settings::load_with_env(None, Some(env(&[]))).unwrap();
-    assert!(!default.regions["singapore"].http2_prior_knowledge);
-    assert!(!default.describe(|_| None).contains("http2_prior_knowledge"));
+    assert_eq!(default.regions["singapore"].http2, Http2::Off);
+    assert!(default.describe(|_| None).contains("http2 = \"off\""));
 }

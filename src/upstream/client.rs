@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
-/// Connections are pooled per host, TLS is rustls, and HTTP/2 is used where the server
-/// offers it through ALPN, or from the first byte with `prior_knowledge` (h2c, for an
-/// `http://` region configured with `http2_prior_knowledge`). Over HTTP/2 all of a region's
-/// streams share a few connections instead of holding one each.
+use crate::config::Http2;
+
+/// Connections are pooled per host and TLS is rustls. `http2` picks the protocol (see
+/// [`Http2`] for why HTTP/1.1 is the default); one client per mode in use.
 pub fn build_http_client(
     connect_timeout: Duration,
-    prior_knowledge: bool,
+    http2: Http2,
 ) -> Result<reqwest::Client, reqwest::Error> {
     let builder = reqwest::Client::builder()
         .connect_timeout(connect_timeout)
@@ -23,9 +23,10 @@ pub fn build_http_client(
         // Redirects would resend the key to wherever a Location points: never follow them.
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("qwen-gateway/", env!("CARGO_PKG_VERSION")));
-    if prior_knowledge {
-        builder.http2_prior_knowledge().build()
-    } else {
-        builder.build()
+    match http2 {
+        Http2::Off => builder.http1_only(),
+        Http2::Alpn => builder,
+        Http2::PriorKnowledge => builder.http2_prior_knowledge(),
     }
+    .build()
 }

@@ -33,7 +33,7 @@ pub use reason::FailoverReason;
 pub use region::{Region, RegionKeyState};
 pub use scrub::Scrubber;
 
-use crate::config::{ResolvedRegion, Settings};
+use crate::config::{Http2, ResolvedRegion, Settings};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use inspect::Verdict;
@@ -139,13 +139,16 @@ enum RegionOutcome {
 impl Router {
     pub fn new(settings: &Settings, regions: Vec<ResolvedRegion>) -> Result<Self, reqwest::Error> {
         let u = &settings.upstream;
-        let http = build_http_client(u.connect_timeout, false)?;
-        // Built only when a region asks for it.
-        let h2c = regions
-            .iter()
-            .any(|r| r.http2_prior_knowledge)
-            .then(|| build_http_client(u.connect_timeout, true))
-            .transpose()?;
+        // One client per HTTP/2 mode in use, shared by the regions using it.
+        let mut clients: Vec<(Http2, reqwest::Client)> = Vec::new();
+        for region in &regions {
+            if !clients.iter().any(|(mode, _)| *mode == region.http2) {
+                clients.push((
+                    region.http2,
+                    build_http_client(u.connect_timeout, region.http2)?,
+                ));
+            }
+        }
         let limits = Limits {
             first_byte_timeout: u.first_byte_timeout,
             stream_idle_timeout: u.stream_idle_timeout,
@@ -168,10 +171,7 @@ impl Router {
         let regions = regions
             .into_iter()
             .filter_map(|r| {
-                let client = match &h2c {
-                    Some(h2c) if r.http2_prior_knowledge => h2c.clone(),
-                    _ => http.clone(),
-                };
+                let client = clients.iter().find(|(mode, _)| *mode == r.http2)?.1.clone();
                 Region::new(
                     r,
                     breaker::Breaker::new(u.breaker_threshold, u.breaker_cooldown),

@@ -200,7 +200,7 @@ mod tests {
                     })
                     .collect(),
                 workspace: None,
-                http2_prior_knowledge: false,
+                http2: crate::config::Http2::Off,
             },
             Breaker::new(3, Duration::from_secs(1)),
             reqwest::Client::new(),
@@ -239,7 +239,7 @@ mod tests {
                 secret: Secret::new("sk"),
             }],
             workspace: None,
-            http2_prior_knowledge: false,
+            http2: crate::config::Http2::Off,
         };
         let http = reqwest::Client::new();
         let r = Region::new(
