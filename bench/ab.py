@@ -11,6 +11,7 @@ counts instructions per request instead (repeatable on a noisy machine).
     bench/ab.py ... --rounds 5 --requests 400
     bench/ab.py ... --callgrind            # instructions per request, each path, each binary
     bench/ab.py --gateway off=B --gateway on=B --extra 'on=[responses]\nconformance = true'
+    bench/ab.py --gateway h1=B --gateway h2=B --h2c h2 --callgrind --forwarder target/release/qwen-bench
 
 
 Paths: `/v1/responses` non-streaming (16 tokens), streaming (16 tokens), `/v1/chat/completions`
@@ -116,7 +117,7 @@ def latency(args, dir: pathlib.Path) -> None:
         env = dict(os.environ, AB_UPSTREAM_KEY="sk-ab-upstream")
         targets = []
         for name, binary in args.gateway:
-            cfg = gateway_config(dir, mock, name, extra_toml(args, name))
+            cfg = gateway_config(dir, mock, name, extra_toml(args, name), h2c=name in args.h2c)
             base = start(procs, [binary, "serve", "--config", str(cfg)], dir / f"{name}.log", env)
             targets.append(Target(name, base, ""))
         direct = Target("direct", mock, "")
@@ -189,22 +190,29 @@ def callgrind(args, dir: pathlib.Path) -> None:
         env = dict(os.environ, AB_UPSTREAM_KEY="sk-ab-upstream")
         n1, n2 = 50, 50 + args.requests
         print(f"\ninstructions per request under callgrind ((N2 - N1) / {n2 - n1})\n")
-        print("| path | " + " | ".join(n for n, _ in args.gateway) + " |")
-        print("|---|" + "---:|" * len(args.gateway))
+        # (column, command); the bare forwarder relays /v1/responses only.
+        columns = [(name, [binary, "serve", "--config",
+                           str(gateway_config(dir, mock, name, extra_toml(args, name), h2c=name in args.h2c))])
+                   for name, binary in args.gateway]
+        if args.forwarder:
+            columns.append(("bare forwarder", [args.forwarder, "forward", "--upstream", mock]))
+        print("| path | " + " | ".join(n for n, _ in columns) + " |")
+        print("|---|" + "---:|" * len(columns))
         for label, (path, body) in PATHS.items():
             if args.only and label not in args.only.split(","):
                 continue
             row = []
-            for name, binary in args.gateway:
+            for name, command in columns:
+                if name == "bare forwarder" and label.startswith("chat"):
+                    row.append(None)
+                    continue
                 totals = []
-                cfg = gateway_config(dir, mock, name, extra_toml(args, name))
                 for n in (n1, n2):
-                    out = dir / f"{name}-{label}-{n}.callgrind"
-                    log = dir / f"{name}-{label}-{n}.log"
+                    out = dir / f"{name.replace(' ', '-')}-{label}-{n}.callgrind"
+                    log = dir / f"{name.replace(' ', '-')}-{label}-{n}.log"
                     proc = subprocess.Popen(
-                        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-binary, "serve",
-                         "--config", str(cfg)], stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env)
+                        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command],
+                        stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env)
                     base = wait_for(log, proc)
                     t = Target(name, base, "")
                     raw = json.dumps(body).encode()
@@ -217,7 +225,7 @@ binary, "serve",
                     m = re.search(r"^(?:summary|totals):\s+(\d+)", text, re.M)
                     totals.append(int(m.group(1)) - startup_spin(out))
                 row.append((totals[1] - totals[0]) // (n2 - n1))
-            print(f"| {label} | " + " | ".join(f"{v:,}" for v in row) + " |")
+            print(f"| {label} | " + " | ".join(f"{v:,}" if v is not None else "—" for v in row) + " |")
     finally:
         for p in procs:
             p.terminate()
@@ -236,6 +244,10 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=16)
     ap.add_argument("--tail-ms", type=int, default=0)
     ap.add_argument("--callgrind", action="store_true")
+    ap.add_argument("--h2c", action="append", default=[], metavar="NAME",
+                    help="gateway NAME speaks HTTP/2 with prior knowledge to the mock (repeatable)")
+    ap.add_argument("--forwarder", metavar="QWEN_BENCH",
+                    help="with --callgrind: also profile the bare forwarder (`QWEN_BENCH forward`)")
     ap.add_argument("--out", help="keep logs and callgrind files in this directory")
     args = ap.parse_args()
     if args.out:

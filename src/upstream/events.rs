@@ -8,8 +8,10 @@ use crate::error::ApiError;
 use crate::sse::EventFramer;
 use bytes::Bytes;
 use http::StatusCode;
+use std::pin::Pin;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// Why an upstream stream ended before its end. Each maps to one client-visible error code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,6 +75,11 @@ pub struct EventReader {
     framer: EventFramer,
     limits: ReadLimits,
     grace_over: CancellationToken,
+    /// The idle timer and the grace-over wait live as long as the reader: a fresh
+    /// `timeout` and `cancelled()` per read registered a timer and a waiter, then removed
+    /// both, for every event (pushing a live timer's deadline later is one atomic update).
+    idle: Pin<Box<Sleep>>,
+    grace: Pin<Box<WaitForCancellationFutureOwned>>,
     total: usize,
     /// A fault found while events completed in the same chunk: those go first.
     fault: Option<StreamFault>,
@@ -86,6 +93,8 @@ impl EventReader {
             body,
             framer: EventFramer::default(),
             limits,
+            idle: Box::pin(tokio::time::sleep(limits.idle_timeout)),
+            grace: Box::pin(grace_over.clone().cancelled_owned()),
             grace_over,
             total: 0,
             fault: None,
@@ -103,15 +112,18 @@ impl EventReader {
             return Err(fault);
         }
         while !self.finished {
+            // The idle time counts from here, as each wait for bytes starts.
+            let deadline = Instant::now() + self.limits.idle_timeout;
+            self.idle.as_mut().reset(deadline);
             // Biased: once the grace period is over the stream ends, even mid-answer.
             let read = tokio::select! {
                 biased;
-                () = self.grace_over.cancelled() => Err(StreamFault::ShuttingDown),
-                read = tokio::time::timeout(self.limits.idle_timeout, self.body.chunk()) => match read {
-                    Err(_) => Err(StreamFault::Idle(self.limits.idle_timeout)),
-                    Ok(Err(err)) => Err(StreamFault::Broken(err.to_string())),
-                    Ok(Ok(chunk)) => Ok(chunk),
+                () = self.grace.as_mut() => Err(StreamFault::ShuttingDown),
+                read = self.body.chunk() => match read {
+                    Err(err) => Err(StreamFault::Broken(err.to_string())),
+                    Ok(chunk) => Ok(chunk),
                 },
+                () = self.idle.as_mut() => Err(StreamFault::Idle(self.limits.idle_timeout)),
             };
             let chunk = match read {
                 Ok(Some(chunk)) => chunk,
@@ -263,6 +275,42 @@ mod tests {
         assert_eq!(fault, Some(StreamFault::ShuttingDown));
         let api = ApiError::from(StreamFault::ShuttingDown);
         assert_eq!(api.code.as_deref(), Some(crate::error::SHUTTING_DOWN));
+    }
+
+    /// A live body that sends `first` and then nothing, ever.
+    fn stalling_after(first: &'static [u8]) -> UpstreamBody {
+        use futures_util::StreamExt as _;
+        let chunks =
+            futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(first))])
+                .chain(futures_util::stream::pending());
+        let response = http::Response::new(reqwest::Body::wrap_stream(chunks));
+        UpstreamBody::new(response.into(), Default::default(), "r".into())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_idle_time_counts_from_each_wait_not_from_the_last_bytes() {
+        let limits = ReadLimits {
+            idle_timeout: Duration::from_secs(5),
+            max_event_bytes: 64,
+            max_total_bytes: None,
+        };
+        let mut r = EventReader::new(
+            stalling_after(b"data: a\n\n"),
+            limits,
+            CancellationToken::new(),
+        );
+        assert_eq!(r.next().await, Ok(Some(Bytes::from_static(b"data: a\n\n"))));
+        // The consumer is busy for longer than most of the idle time (a slow client) ...
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        // ... which does not count: the next read waits its full 5 s.
+        let start = Instant::now();
+        assert_eq!(
+            r.next().await,
+            Err(StreamFault::Idle(Duration::from_secs(5)))
+        );
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
+        // A fault ends the reader.
+        assert!(r.is_finished());
     }
 
     #[test]
