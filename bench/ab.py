@@ -43,10 +43,12 @@ PATHS = {
 }
 
 
-def wait_for(log: pathlib.Path, proc: subprocess.Popen, timeout: float = 120.0) -> str:
+def wait_for(log: pathlib.Path, proc: subprocess.Popen, timeout: float = 120.0,
+             pattern: str = r"(http://127\.0\.0\.1:\d+)") -> str:
+    """The first URL `pattern` finds in `log` (its group 1), once the server wrote it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        m = re.search(r"(http://127\.0\.0\.1:\d+)", log.read_text(errors="replace") if log.exists() else "")
+        m = re.search(pattern, log.read_text(errors="replace") if log.exists() else "")
         if m:
             return m.group(1)
         if proc.poll() is not None:
@@ -178,6 +180,9 @@ def startup_spin(out: pathlib.Path) -> int:
     return 0
 
 
+WARM_UP = 10
+
+
 def callgrind(args, dir: pathlib.Path) -> None:
     """(instructions(N2) - instructions(N1)) / (N2 - N1) per path and binary."""
     procs: list[subprocess.Popen] = []
@@ -196,6 +201,8 @@ def callgrind(args, dir: pathlib.Path) -> None:
                    for name, binary in args.gateway]
         if args.forwarder:
             columns.append(("bare forwarder", [args.forwarder, "forward", "--upstream", mock]))
+            if args.h2c:
+                columns.append(("bare forwarder h2c", [args.forwarder, "forward", "--upstream", mock, "--h2c"]))
         print("| path | " + " | ".join(n for n, _ in columns) + " |")
         print("|---|" + "---:|" * len(columns))
         for label, (path, body) in PATHS.items():
@@ -203,19 +210,29 @@ def callgrind(args, dir: pathlib.Path) -> None:
                 continue
             row = []
             for name, command in columns:
-                if name == "bare forwarder" and label.startswith("chat"):
+                if name.startswith("bare forwarder") and label.startswith("chat"):
                     row.append(None)
                     continue
                 totals = []
                 for n in (n1, n2):
                     out = dir / f"{name.replace(' ', '-')}-{label}-{n}.callgrind"
                     log = dir / f"{name.replace(' ', '-')}-{label}-{n}.log"
+                    # Counting starts after start-up and a warm-up: one-time work (the metrics
+                    # clock's calibration, which spins for a wall-clock time, the first
+                    # upstream connection) stays out whatever the compiler inlined it into.
                     proc = subprocess.Popen(
-                        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command],
+                        ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                         f"--callgrind-out-file={out}", *command],
                         stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env)
-                    base = wait_for(log, proc)
+                    # (valgrind's own "Command:" line names the forwarder's upstream URL)
+                    base = wait_for(log, proc, pattern=r"(?:forwarding|listening on) (http://127\.0\.0\.1:\d+)"
+                                    if name.startswith("bare forwarder") else r"(http://127\.0\.0\.1:\d+)")
                     t = Target(name, base, "")
                     raw = json.dumps(body).encode()
+                    for _ in range(WARM_UP):
+                        t.call(path, raw)
+                    subprocess.run(["callgrind_control", "--instr=on", str(proc.pid)], check=True,
+                                   capture_output=True, timeout=120)
                     for _ in range(n):
                         t.call(path, raw)
                     t.conn.close()
@@ -247,7 +264,8 @@ def main() -> None:
     ap.add_argument("--h2c", action="append", default=[], metavar="NAME",
                     help="gateway NAME speaks HTTP/2 with prior knowledge to the mock (repeatable)")
     ap.add_argument("--forwarder", metavar="QWEN_BENCH",
-                    help="with --callgrind: also profile the bare forwarder (`QWEN_BENCH forward`)")
+                    help="with --callgrind: also profile the bare forwarder (`QWEN_BENCH forward`; "
+                         "over h2c too when any --h2c is given)")
     ap.add_argument("--out", help="keep logs and callgrind files in this directory")
     args = ap.parse_args()
     if args.out:

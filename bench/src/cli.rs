@@ -33,6 +33,10 @@ pub(crate) enum Cli {
         /// Base URL to forward to; a leading /v1 of the request path is dropped.
         #[arg(long)]
         upstream: String,
+        /// Speak HTTP/2 with prior knowledge (h2c) upstream, as qwen-gateway's
+        /// `http2 = "prior_knowledge"` does.
+        #[arg(long)]
+        h2c: bool,
     },
 }
 

@@ -13,19 +13,23 @@ use std::time::Duration;
 type Body = BoxBody<Bytes, reqwest::Error>;
 
 /// Serves on `listen` until killed, forwarding every request to `upstream` + its path.
-pub async fn run(listen: &str, upstream: &str) -> Result<(), String> {
+pub async fn run(listen: &str, upstream: &str, h2c: bool) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("bind {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     // Same pool settings as qwen-gateway's upstream client (src/upstream/client.rs).
-    let client = reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(256)
         .tcp_nodelay(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| e.to_string())?;
+        .redirect(reqwest::redirect::Policy::none());
+    let builder = if h2c {
+        builder.http2_prior_knowledge()
+    } else {
+        builder.http1_only()
+    };
+    let client = builder.build().map_err(|e| e.to_string())?;
     println!("forwarding http://{addr} to {upstream}");
     let upstream = upstream.trim_end_matches('/').to_owned();
     loop {

@@ -29,7 +29,11 @@ use target::{Api, Target};
 async fn main() {
     let result = match Cli::parse() {
         Cli::Suite(a) => suite::run(a).await,
-        Cli::Forward { listen, upstream } => forward::run(&listen, &upstream).await,
+        Cli::Forward {
+            listen,
+            upstream,
+            h2c,
+        } => forward::run(&listen, &upstream, h2c).await,
         Cli::Scrub { streams } => {
             scrub::run(streams);
             Ok(())
