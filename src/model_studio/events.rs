@@ -34,26 +34,32 @@ pub enum EventKind {
 impl EventKind {
     /// The kind of an event whose `type` is `name`.
     pub fn of(name: &str) -> EventKind {
+        Self::of_bytes(name.as_bytes())
+    }
+
+    /// [`EventKind::of`] for a name still in the wire's bytes (an `event:` line): no UTF-8
+    /// check first, which was measurable once per relayed event.
+    pub fn of_bytes(name: &[u8]) -> EventKind {
         match name {
-            "response.queued" => EventKind::Queued,
-            "response.created" => EventKind::Created,
-            "response.in_progress" => EventKind::InProgress,
-            "response.completed" => EventKind::Completed,
-            "response.incomplete" => EventKind::Incomplete,
-            "response.failed" => EventKind::Failed,
-            "error" => EventKind::Error,
-            "response.output_item.added" => EventKind::OutputItemAdded,
-            "response.output_item.done" => EventKind::OutputItemDone,
-            "response.output_text.delta" => EventKind::OutputTextDelta,
-            "response.output_text.done" => EventKind::OutputTextDone,
-            "response.refusal.delta" => EventKind::RefusalDelta,
-            "response.refusal.done" => EventKind::RefusalDone,
-            "response.reasoning_summary_text.delta" => EventKind::ReasoningSummaryTextDelta,
-            "response.reasoning_summary_text.done" => EventKind::ReasoningSummaryTextDone,
-            "response.reasoning_text.delta" => EventKind::ReasoningTextDelta,
-            "response.reasoning_text.done" => EventKind::ReasoningTextDone,
-            "response.function_call_arguments.delta" => EventKind::FunctionCallArgumentsDelta,
-            "response.function_call_arguments.done" => EventKind::FunctionCallArgumentsDone,
+            b"response.queued" => EventKind::Queued,
+            b"response.created" => EventKind::Created,
+            b"response.in_progress" => EventKind::InProgress,
+            b"response.completed" => EventKind::Completed,
+            b"response.incomplete" => EventKind::Incomplete,
+            b"response.failed" => EventKind::Failed,
+            b"error" => EventKind::Error,
+            b"response.output_item.added" => EventKind::OutputItemAdded,
+            b"response.output_item.done" => EventKind::OutputItemDone,
+            b"response.output_text.delta" => EventKind::OutputTextDelta,
+            b"response.output_text.done" => EventKind::OutputTextDone,
+            b"response.refusal.delta" => EventKind::RefusalDelta,
+            b"response.refusal.done" => EventKind::RefusalDone,
+            b"response.reasoning_summary_text.delta" => EventKind::ReasoningSummaryTextDelta,
+            b"response.reasoning_summary_text.done" => EventKind::ReasoningSummaryTextDone,
+            b"response.reasoning_text.delta" => EventKind::ReasoningTextDelta,
+            b"response.reasoning_text.done" => EventKind::ReasoningTextDone,
+            b"response.function_call_arguments.delta" => EventKind::FunctionCallArgumentsDelta,
+            b"response.function_call_arguments.done" => EventKind::FunctionCallArgumentsDone,
             _ => EventKind::Other,
         }
     }

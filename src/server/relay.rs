@@ -207,28 +207,37 @@ impl Relay {
     /// bytes hold a lifecycle type), and then into a borrowed view of the few fields the
     /// gateway uses, not a JSON tree. What happened is read from the data's `type`.
     fn observe(&mut self, complete: &Bytes) {
-        for event in sse::events(complete) {
-            let parse = match sse::event_name_of(event) {
-                Some(name) => {
-                    let kind = std::str::from_utf8(name).map_or(EventKind::Other, EventKind::of);
-                    if name.ends_with(b".delta") {
-                        self.observed.deltas += 1;
-                    }
-                    kind == EventKind::Created || kind.ends_stream()
-                }
-                None => {
-                    self.observed.deltas += DELTA_FINDER.find_iter(event).count() as u64;
-                    worth_parsing(event)
-                }
-            };
-            if parse {
-                self.observe_lifecycle(&sse::data_of(event));
+        // Nearly every batch is one event: then it needs no second scan to be split.
+        if self.reader.batch_events() == 1 {
+            self.observe_event(complete);
+        } else {
+            for event in sse::events(complete) {
+                self.observe_event(event);
             }
         }
         // Their sequence number is read only if the gateway must write an event after them
         // (a batch without JSON, e.g. a keep-alive comment, has none and is not kept).
         if memchr::memchr(b'{', complete).is_some() {
             self.observed.last_events = Some(complete.clone());
+        }
+    }
+
+    fn observe_event(&mut self, event: &[u8]) {
+        let parse = match sse::event_name_of(event) {
+            Some(name) => {
+                let kind = EventKind::of_bytes(name);
+                if name.ends_with(b".delta") {
+                    self.observed.deltas += 1;
+                }
+                kind == EventKind::Created || kind.ends_stream()
+            }
+            None => {
+                self.observed.deltas += DELTA_FINDER.find_iter(event).count() as u64;
+                worth_parsing(event)
+            }
+        };
+        if parse {
+            self.observe_lifecycle(&sse::data_of(event));
         }
     }
 

@@ -16,12 +16,15 @@ pub struct EventFramer {
     prev_cr: bool,
     /// The event being scanned has a byte that is not a terminator.
     started: bool,
+    /// How many events the last [`EventFramer::push`] released.
+    released: usize,
 }
 
 impl EventFramer {
     /// Takes a chunk and returns the bytes that complete whole events (possibly several),
     /// keeping an unfinished event for later. Zero-copy when nothing was pending.
     pub fn push(&mut self, chunk: Bytes) -> Option<Bytes> {
+        self.released = 0;
         let Some(end) = self.last_boundary(&chunk) else {
             self.pending.extend_from_slice(&chunk);
             return None;
@@ -36,6 +39,12 @@ impl EventFramer {
         let complete = self.pending.split().freeze();
         self.pending.extend_from_slice(&chunk[end..]);
         Some(complete)
+    }
+
+    /// How many whole events the last [`EventFramer::push`] released (each boundary ends
+    /// one): a reader of a batch of one needs no [`events`] scan to split it.
+    pub fn released(&self) -> usize {
+        self.released
     }
 
     /// How many bytes of an unfinished event are held.
@@ -56,6 +65,7 @@ impl EventFramer {
         while let Some(end) = self.next_boundary(&chunk[at..]) {
             at += end;
             last = Some(at);
+            self.released += 1;
         }
         last
     }
@@ -260,6 +270,26 @@ mod tests {
                         "split at {i} and {j}"
                     );
                 }
+            }
+        }
+    }
+
+    /// What `released` counts is what `events` finds in the batch, at every split.
+    #[test]
+    fn counts_the_events_it_releases_at_every_split() {
+        let stream: &[u8] =
+            b"\n\r\nid:1\nevent:a\ndata:x\n\ndata: y\r\n\r\ndata:z\r\rdata:w\r\n\n: c\n\ndata";
+        for i in 0..=stream.len() {
+            for j in i..=stream.len() {
+                let mut framer = EventFramer::default();
+                let mut total = 0;
+                for chunk in [&stream[..i], &stream[i..j], &stream[j..]] {
+                    let complete = framer.push(Bytes::copy_from_slice(chunk));
+                    let found = complete.as_deref().map_or(0, |c| events(c).count());
+                    assert_eq!(framer.released(), found, "split at {i} and {j}");
+                    total += found;
+                }
+                assert_eq!(total, 5, "split at {i} and {j}");
             }
         }
     }

@@ -173,6 +173,11 @@ impl EventReader {
         self.framer.take_pending()
     }
 
+    /// How many whole events the last batch [`EventReader::next`] returned holds.
+    pub fn batch_events(&self) -> usize {
+        self.framer.released()
+    }
+
     /// Bytes read so far.
     pub fn bytes_read(&self) -> usize {
         self.total
