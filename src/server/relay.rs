@@ -207,9 +207,16 @@ impl Relay {
     /// bytes hold a lifecycle type), and then into a borrowed view of the few fields the
     /// gateway uses, not a JSON tree. What happened is read from the data's `type`.
     fn observe(&mut self, complete: &Bytes) {
-        // Nearly every batch is one event: then it needs no second scan to be split.
+        // Nearly every batch is one event: then it needs no second scan to be split, and
+        // its name was read while it was framed.
         if self.reader.batch_events() == 1 {
-            self.observe_event(complete);
+            match self.reader.batch_event_name() {
+                Some(name) => {
+                    let name = name.and_then(|range| complete.get(range));
+                    self.observe_named(complete, name);
+                }
+                None => self.observe_event(complete),
+            }
         } else {
             for event in sse::events(complete) {
                 self.observe_event(event);
@@ -223,7 +230,12 @@ impl Relay {
     }
 
     fn observe_event(&mut self, event: &[u8]) {
-        let parse = match sse::event_name_of(event) {
+        self.observe_named(event, sse::event_name_of(event));
+    }
+
+    /// One event and its `event:` value (`None`: it has no `event:` line).
+    fn observe_named(&mut self, event: &[u8], name: Option<&[u8]>) {
+        let parse = match name {
             Some(name) => {
                 let kind = EventKind::of_bytes(name);
                 if name.ends_with(b".delta") {
@@ -411,7 +423,9 @@ pub fn relay_stream(
         is_drainer: false,
         conformance,
     };
-    futures_util::stream::unfold(relay, |mut relay| async move {
+    // Boxed: `unfold` moves its state into each item's future and back out, and the relay
+    // is a few hundred bytes; a box is one pointer (−0.3 k instructions per event).
+    futures_util::stream::unfold(Box::new(relay), |mut relay| async move {
         let chunk = relay.next_chunk().await?;
         // On every way out (whole events, the events before an oversized one, an unfinished
         // last event at the end), so no relayed event escapes the rewrite.

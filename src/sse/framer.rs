@@ -2,6 +2,7 @@
 
 use bytes::{Bytes, BytesMut};
 use std::borrow::Cow;
+use std::ops::Range;
 
 /// Finds SSE event boundaries (a blank line: two line terminators in a row, where a
 /// terminator is `\r\n`, `\n` or `\r`) across arbitrary chunking, and releases whole events'
@@ -18,6 +19,18 @@ pub struct EventFramer {
     started: bool,
     /// How many events the last [`EventFramer::push`] released.
     released: usize,
+    /// The first event's `event:` value, read while the push scans for boundaries.
+    name: Name,
+}
+
+/// What the scan learnt of the first event of a push (see [`EventFramer::released_name`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+enum Name {
+    /// The push did not start at an event's first byte: its lines were not all seen.
+    #[default]
+    Unknown,
+    /// Every line seen; the last `event:` field's value so far, if any.
+    Seen(Option<Range<usize>>),
 }
 
 impl EventFramer {
@@ -25,6 +38,12 @@ impl EventFramer {
     /// keeping an unfinished event for later. Zero-copy when nothing was pending.
     pub fn push(&mut self, chunk: Bytes) -> Option<Bytes> {
         self.released = 0;
+        // The chunk starts an event (nothing of one is held): its lines are read whole.
+        self.name = if self.pending.is_empty() && !self.started && !self.prev_cr {
+            Name::Seen(None)
+        } else {
+            Name::Unknown
+        };
         let Some(end) = self.last_boundary(&chunk) else {
             self.pending.extend_from_slice(&chunk);
             return None;
@@ -47,6 +66,17 @@ impl EventFramer {
         self.released
     }
 
+    /// When the last push released one event and saw all of it: its `event:` field's value
+    /// (the last, per spec) as a range of the released bytes, `Some(None)` when it has none.
+    /// The same as [`event_name_of`] on them, found in the boundary scan instead of a second
+    /// one. `None`: not known (ask [`event_name_of`]).
+    pub fn released_name(&self) -> Option<Option<Range<usize>>> {
+        match &self.name {
+            Name::Seen(name) if self.released == 1 => Some(name.clone()),
+            _ => None,
+        }
+    }
+
     /// How many bytes of an unfinished event are held.
     pub fn pending_len(&self) -> usize {
         self.pending.len()
@@ -62,7 +92,11 @@ impl EventFramer {
     fn last_boundary(&mut self, chunk: &[u8]) -> Option<usize> {
         let mut last = None;
         let mut at = 0;
-        while let Some(end) = self.next_boundary(&chunk[at..]) {
+        // (An empty rest changes no state: it is not scanned.)
+        while at < chunk.len() {
+            let Some(end) = self.next_boundary(&chunk[at..]) else {
+                break;
+            };
             at += end;
             last = Some(at);
             self.released += 1;
@@ -79,6 +113,14 @@ impl EventFramer {
             let at = from + found;
             if at > from {
                 self.content();
+                // A whole line `chunk[from..at]` of the first event (see `push`).
+                if self.released == 0 {
+                    if let Name::Seen(name) = &mut self.name {
+                        if let Some(value) = field(&chunk[from..at], b"event") {
+                            *name = Some(at - value.len()..at);
+                        }
+                    }
+                }
             }
             from = at + 1;
             let byte = chunk[at];
@@ -292,6 +334,45 @@ mod tests {
                 assert_eq!(total, 5, "split at {i} and {j}");
             }
         }
+    }
+
+    /// The name read while framing is what `event_name_of` reads in the released bytes,
+    /// at every split; where it is not known, it says so.
+    #[test]
+    fn reads_a_released_events_name_as_event_name_of_does() {
+        let stream: &[u8] = b"id:1\nevent:a\ndata:x\n\nevent: b\r\nevent:c\r\ndata: y\r\n\r\n\
+            data:z\n\n\n\nevent\ndata:w\n\n:c\neventx:q\ndata\n\nevent:d\rdata\r\r";
+        let mut known = 0;
+        for i in 0..=stream.len() {
+            for j in i..=stream.len() {
+                let mut framer = EventFramer::default();
+                for chunk in [&stream[..i], &stream[i..j], &stream[j..]] {
+                    let complete = framer.push(Bytes::copy_from_slice(chunk));
+                    let Some(name) = framer.released_name() else {
+                        continue;
+                    };
+                    known += 1;
+                    let complete = complete.expect("a released event");
+                    assert_eq!(framer.released(), 1, "split at {i} and {j}");
+                    assert_eq!(
+                        name.map(|range| &complete[range]),
+                        event_name_of(&complete),
+                        "split at {i} and {j}"
+                    );
+                }
+            }
+        }
+        assert!(known > 100, "names read in the scan: {known}");
+
+        let mut framer = EventFramer::default();
+        let first = framer.push(Bytes::from_static(b"id:1\nevent:a\ndata:x\n\nda"));
+        assert_eq!(first.as_deref(), Some(&b"id:1\nevent:a\ndata:x\n\n"[..]));
+        assert_eq!(framer.released_name(), Some(Some(11..12)));
+        // The next event's start was held: its lines are not all seen by the next push.
+        framer.push(Bytes::from_static(b"ta:y\nevent:b\n\n"));
+        assert_eq!(framer.released_name(), None);
+        framer.push(Bytes::from_static(b"data:z\n\n"));
+        assert_eq!(framer.released_name(), Some(None));
     }
 
     #[test]

@@ -112,17 +112,23 @@ impl EventReader {
             return Err(fault);
         }
         while !self.finished {
+            // Once the grace period is over the stream ends, even mid-answer: checked before
+            // every read (a flag), so the wait below polls the body first and registers for
+            // the cancellation only when it has to wait.
+            if self.grace_over.is_cancelled() {
+                self.finished = true;
+                return Err(StreamFault::ShuttingDown);
+            }
             // The idle time counts from here, as each wait for bytes starts.
             let deadline = Instant::now() + self.limits.idle_timeout;
             self.idle.as_mut().reset(deadline);
-            // Biased: once the grace period is over the stream ends, even mid-answer.
             let read = tokio::select! {
                 biased;
-                () = self.grace.as_mut() => Err(StreamFault::ShuttingDown),
                 read = self.body.chunk() => match read {
                     Err(err) => Err(StreamFault::Broken(err.to_string())),
                     Ok(chunk) => Ok(chunk),
                 },
+                () = self.grace.as_mut() => Err(StreamFault::ShuttingDown),
                 () = self.idle.as_mut() => Err(StreamFault::Idle(self.limits.idle_timeout)),
             };
             let chunk = match read {
@@ -176,6 +182,12 @@ impl EventReader {
     /// How many whole events the last batch [`EventReader::next`] returned holds.
     pub fn batch_events(&self) -> usize {
         self.framer.released()
+    }
+
+    /// The `event:` value of a batch of one, when the framer read it on the way (see
+    /// [`EventFramer::released_name`]).
+    pub fn batch_event_name(&self) -> Option<Option<std::ops::Range<usize>>> {
+        self.framer.released_name()
     }
 
     /// Bytes read so far.
