@@ -114,12 +114,11 @@ impl EventFramer {
             if at > from {
                 self.content();
                 // A whole line `chunk[from..at]` of the first event (see `push`).
-                if self.released == 0 {
-                    if let Name::Seen(name) = &mut self.name {
-                        if let Some(value) = field(&chunk[from..at], b"event") {
-                            *name = Some(at - value.len()..at);
-                        }
-                    }
+                if self.released == 0
+                    && let Name::Seen(name) = &mut self.name
+                    && let Some(value) = field(&chunk[from..at], b"event")
+                {
+                    *name = Some(at - value.len()..at);
                 }
             }
             from = at + 1;
