@@ -236,11 +236,13 @@ impl Relay {
     /// One event and its `event:` value (`None`: it has no `event:` line).
     fn observe_named(&mut self, event: &[u8], name: Option<&[u8]>) {
         let parse = match name {
+            // Nearly every event: counted, and no lifecycle event is a delta.
+            Some(name) if name.ends_with(b".delta") => {
+                self.observed.deltas += 1;
+                false
+            }
             Some(name) => {
                 let kind = EventKind::of_bytes(name);
-                if name.ends_with(b".delta") {
-                    self.observed.deltas += 1;
-                }
                 kind == EventKind::Created || kind.ends_stream()
             }
             None => {

@@ -5,8 +5,11 @@
 use super::scrub::{Scrubber, StreamScrubber};
 use super::{Limits, UpstreamError};
 use bytes::Bytes;
+use http_body::Body as _;
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 
 #[derive(Debug)]
 pub struct UpstreamBody {
@@ -17,7 +20,9 @@ pub struct UpstreamBody {
 /// The part of the body still coming from the upstream.
 #[derive(Debug)]
 struct Live {
-    response: reqwest::Response,
+    /// Polled for frames directly: reqwest's `Response::chunk` is two nested futures per
+    /// chunk around the same poll.
+    body: reqwest::Body,
     scrubber: Arc<Scrubber>,
     scrub: StreamScrubber,
     region: Arc<str>,
@@ -43,7 +48,7 @@ impl UpstreamBody {
         Self {
             held: VecDeque::new(),
             rest: Some(Live {
-                response,
+                body: reqwest::Body::from(response),
                 scrubber,
                 scrub: StreamScrubber::default(),
                 region,
@@ -71,23 +76,38 @@ impl UpstreamBody {
     /// the end. A chunk may be split differently from the upstream's (a tail that could
     /// start a secret waits for the next), never delaying a complete line.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, reqwest::Error> {
+        std::future::poll_fn(|cx| self.poll_chunk(cx)).await
+    }
+
+    /// [`UpstreamBody::chunk`] as a poll (cancel-safe: no state outside `self`).
+    pub fn poll_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<Bytes>, reqwest::Error>> {
         if let Some(chunk) = self.held.pop_front() {
-            return Ok(Some(chunk));
+            return Poll::Ready(Ok(Some(chunk)));
         }
         loop {
             let Some(live) = self.rest.as_mut() else {
-                return Ok(None);
+                return Poll::Ready(Ok(None));
             };
             let logged = live.scrub.found.len();
-            let Some(raw) = live.response.chunk().await? else {
-                let tail = live.scrub.finish();
-                self.rest = None;
-                return Ok((!tail.is_empty()).then_some(tail));
+            let raw = match ready!(Pin::new(&mut live.body).poll_frame(cx)) {
+                Some(frame) => match frame?.into_data() {
+                    Ok(raw) => raw,
+                    // Trailers: not relayed (HTTP/1.1 chunked trailers, HTTP/2 trailing headers).
+                    Err(_) => continue,
+                },
+                None => {
+                    let tail = live.scrub.finish();
+                    self.rest = None;
+                    return Poll::Ready(Ok((!tail.is_empty()).then_some(tail)));
+                }
             };
             let out = live.scrub.push(&live.scrubber, raw);
             live.report(logged);
             if !out.is_empty() {
-                return Ok(Some(out));
+                return Poll::Ready(Ok(Some(out)));
             }
         }
     }

@@ -8,7 +8,9 @@ use crate::error::ApiError;
 use crate::sse::EventFramer;
 use bytes::Bytes;
 use http::StatusCode;
+use std::future::Future as _;
 use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
@@ -119,19 +121,7 @@ impl EventReader {
                 self.finished = true;
                 return Err(StreamFault::ShuttingDown);
             }
-            // The idle time counts from here, as each wait for bytes starts.
-            let deadline = Instant::now() + self.limits.idle_timeout;
-            self.idle.as_mut().reset(deadline);
-            let read = tokio::select! {
-                biased;
-                read = self.body.chunk() => match read {
-                    Err(err) => Err(StreamFault::Broken(err.to_string())),
-                    Ok(chunk) => Ok(chunk),
-                },
-                () = self.grace.as_mut() => Err(StreamFault::ShuttingDown),
-                () = self.idle.as_mut() => Err(StreamFault::Idle(self.limits.idle_timeout)),
-            };
-            let chunk = match read {
+            let chunk = match self.read().await {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => {
                     self.finished = true;
@@ -167,6 +157,32 @@ impl EventReader {
             }
         }
         Ok(None)
+    }
+
+    /// The next chunk, or the fault that ended the wait for it. The idle timer is armed
+    /// when the wait starts, i.e. when the body has nothing ready: bytes already there are
+    /// taken without touching the timer (or the clock).
+    async fn read(&mut self) -> Result<Option<Bytes>, StreamFault> {
+        let mut armed = false;
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(read) = self.body.poll_chunk(cx) {
+                return Poll::Ready(read.map_err(|err| StreamFault::Broken(err.to_string())));
+            }
+            if self.grace.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(StreamFault::ShuttingDown));
+            }
+            if !armed {
+                // The idle time counts from here, as this wait for bytes starts.
+                let deadline = Instant::now() + self.limits.idle_timeout;
+                self.idle.as_mut().reset(deadline);
+                armed = true;
+            }
+            if self.idle.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(StreamFault::Idle(self.limits.idle_timeout)));
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     /// Bounds the whole stream to `max` bytes (a non-streaming answer, held in memory).
