@@ -125,6 +125,53 @@ pids+=($fw_pid)
 fw=$(wait_for "$out/logs/forward.log" 'http://127\.0\.0\.1:[0-9]+' 15)
 add_target "{\"name\": \"bare forwarder\", \"base\": \"$fw/v1\", \"pid\": $fw_pid, \"chat_na\": \"a byte forwarder does not translate Chat Completions\"}"
 
+# nginx as a plain reverse proxy with upstream keepalive: the floor of one hop in C (issue 16).
+# One process (master_process off), so its RSS and CPU are read from one pid.
+nginx_version=n/a
+nginx_bin=$(command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true)
+if [ -z "$nginx_bin" ]; then
+  add_target '{"name": "nginx", "unavailable": "not installed: bench/setup.sh failed (see bench/.apt-install.log)"}'
+else
+  nginx_version=$("$nginx_bin" -v 2>&1 | sed 's|.*nginx/||')
+  port=$(free_port)
+  mkdir -p "$out/nginx"
+  nofile=$(ulimit -Hn)
+  [ "$nofile" = unlimited ] && nofile=65536
+  cat >"$out/nginx/nginx.conf" <<NGINX
+master_process off;
+daemon off;
+worker_rlimit_nofile $nofile;
+pid $out/nginx/nginx.pid;
+error_log $out/logs/nginx-error.log warn;
+events { worker_connections $nofile; }
+http {
+  access_log off;
+  client_body_temp_path $out/nginx/body;
+  proxy_temp_path $out/nginx/proxy;
+  upstream mock { server ${mock#http://}; keepalive 64; }
+  server {
+    listen 127.0.0.1:$port backlog=4096;
+    location /v1/ {
+      proxy_pass http://mock/;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_read_timeout 600s;
+    }
+  }
+}
+NGINX
+  "$nginx_bin" -c "$out/nginx/nginx.conf" -p "$out/nginx" >"$out/logs/nginx.log" 2>&1 &
+  ng_pid=$!
+  pids+=($ng_pid)
+  if wait_http "http://127.0.0.1:$port/v1/responses" 15 -X POST -H 'content-type: application/json' -H 'authorization: Bearer sk-bench' \
+    -d "{\"model\": \"$model\", \"input\": \"hi\"}"; then
+    add_target "{\"name\": \"nginx\", \"base\": \"http://127.0.0.1:$port/v1\", \"pid\": $ng_pid, \"chat_na\": \"a plain reverse proxy does not translate Chat Completions\"}"
+  else
+    add_target "{\"name\": \"nginx\", \"unavailable\": $(json_str "did not start within 15 s: $(tail -n 3 "$out/logs/nginx-error.log" "$out/logs/nginx.log" 2>/dev/null | tr '\n' ' ')")}"
+  fi
+fi
+
 # LiteLLM's proxy: an OpenAI-compatible provider pointed at the mock. `/v1/responses` goes to
 # the mock's /responses; chat goes through LiteLLM's Responses bridge (`openai/responses/…`),
 # since the mock, like qwen-gateway's upstream, speaks only the Responses API.
@@ -214,6 +261,7 @@ if [ -z "$oha" ]; then echo "oha is not installed (bench/setup.sh failed)" >&2; 
   echo "\"qwen-gateway\": $(json_str "$gw_version"),"
   echo "\"LiteLLM\": $(json_str "$litellm_version (proxy, $(nproc) workers)"),"
   echo "\"Portkey gateway\": $(json_str "$portkey_version (node $(node --version))"),"
+  echo "\"nginx\": $(json_str "$nginx_version (reverse proxy, upstream keepalive)"),"
   echo "\"oha\": $(json_str "$($oha --version | head -1)"),"
   echo "\"rustc\": $(json_str "$(rustc --version)"),"
   echo "\"python\": $(json_str "$(bench/.venv/bin/python --version 2>&1 || python3 --version)")"

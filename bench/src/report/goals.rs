@@ -1,6 +1,6 @@
 //! The "Targets" section: qwen-gateway's goals met or missed, and the floor of one hop beside them.
 
-use super::{Ctx, FLOOR, GW, LITELLM, PORTKEY, mb};
+use super::{Ctx, FLOOR, GW, LITELLM, NGINX, PORTKEY, mb};
 use crate::suite::Suite;
 use std::fmt::Write;
 
@@ -149,20 +149,28 @@ fn kb_per_stream(s: &Suite, target: &str) -> Option<f64> {
         .map(|x| x.rss_kb.saturating_sub(x.rss_before_kb) as f64 * 1.024 / x.opened as f64)
 }
 
-/// What the machine charges for one extra hop, whoever makes it: the bare forwarder's
-/// figures beside qwen-gateway's, so a missed target can be read against its floor.
+/// What the machine charges for one extra hop, whoever makes it: nginx (a reverse proxy in
+/// C) and the bare forwarder beside qwen-gateway, so a missed target can be read against
+/// its floor.
 pub(super) fn floor(w: &mut String, c: &Ctx) {
     let us = |key: &str, t: &str| c.med(key, t).map_or("—".into(), |v| format!("{v:.0} µs"));
     let kb = |t: &str| kb_per_stream(c.s, t).map_or("—".into(), |v| format!("{v:.1} KB"));
+    let times = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.1}×", a / b),
+        _ => "—".into(),
+    };
     let _ = writeln!(
         w,
-        "**The floor of one hop.** *{FLOOR}* (`qwen-bench forward`: hyper's HTTP/1.1 server in \
-         front of reqwest, as in qwen-gateway, bodies streamed through unparsed, nothing logged) \
-         is what any Rust proxy on this stack pays here for the extra process and loopback hop.\n"
+        "**The floor of one hop.** *{NGINX}*: a reverse proxy in C with upstream keepalive and \
+         buffering off, the floor of one hop. *{FLOOR}* (`qwen-bench forward`: hyper's HTTP/1.1 \
+         server in front of reqwest, as in qwen-gateway, bodies streamed through unparsed, \
+         nothing logged): what any Rust proxy on this stack pays here for the extra process and \
+         loopback hop.\n"
     );
     let _ = writeln!(
         w,
-        "| added over direct | {FLOOR} | qwen-gateway |\n|---|---:|---:|"
+        "| added over direct | {NGINX} | {FLOOR} | qwen-gateway | qwen-gateway ÷ {NGINX} |\n\
+         |---|---:|---:|---:|---:|"
     );
     for (label, key) in [
         ("moderate load p50", "mod.added_p50"),
@@ -172,7 +180,21 @@ pub(super) fn floor(w: &mut String, c: &Ctx) {
         ("streaming TTFB p50", "sse.added_ttfb_p50"),
         ("streaming first text p50", "sse.added_ttft_p50"),
     ] {
-        let _ = writeln!(w, "| {label} | {} | {} |", us(key, FLOOR), us(key, GW));
+        let _ = writeln!(
+            w,
+            "| {label} | {} | {} | {} | {} |",
+            us(key, NGINX),
+            us(key, FLOOR),
+            us(key, GW),
+            times(c.med(key, GW), c.med(key, NGINX))
+        );
     }
-    let _ = writeln!(w, "| RSS per open stream | {} | {} |\n", kb(FLOOR), kb(GW));
+    let _ = writeln!(
+        w,
+        "| RSS per open stream | {} | {} | {} | {} |\n",
+        kb(NGINX),
+        kb(FLOOR),
+        kb(GW),
+        times(kb_per_stream(c.s, GW), kb_per_stream(c.s, NGINX))
+    );
 }

@@ -68,6 +68,8 @@ pub(super) fn write(w: &mut String, s: &Suite) {
         "- **direct**: the client talks to the mock itself: the floor every gateway adds to.\n\
          - **qwen-gateway**: release build, default settings (access log at `info` to a file, \
          no persistent store).\n\
+         - **nginx**: a reverse proxy with upstream keepalive, buffering off, no access log, one \
+         process: the floor of one hop in C (`/v1/responses` only).\n\
          - **LiteLLM**: `litellm --config` proxy, one worker per core, master key, an \
          OpenAI-compatible provider with `api_base` = the mock, list prices in `model_info` \
          (unpriced models make it diagnose every $0 cost, which costs more still); chat goes \

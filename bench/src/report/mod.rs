@@ -17,6 +17,8 @@ const LITELLM: &str = "LiteLLM";
 const PORTKEY: &str = "Portkey";
 /// `qwen-bench forward`: the floor of one extra hop with the gateway's HTTP stack.
 const FLOOR: &str = "bare forwarder";
+/// nginx as a reverse proxy: the floor of one hop in C.
+const NGINX: &str = "nginx";
 
 /// Collects "n/a" reasons as numbered notes.
 struct Notes(Vec<String>);
