@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import tempfile
@@ -53,14 +54,26 @@ def main() -> None:
                                          stderr=subprocess.STDOUT, env=env)
                     procs.append(p)
                     targets.append((label, wait_for(log, p), p.pid))
+            rows = []
             for label, base, pid in targets:
                 out = subprocess.run([args.bench, "streams", "--base", base + "/v1", "--n", str(args.n),
                                       "--pid", str(pid), "--hold-secs", "3"],
                                      capture_output=True, text=True, timeout=600)
                 print(f"## {label}\n{out.stdout.strip()}\n{out.stderr.strip()[-400:]}".rstrip(), flush=True)
+                f = {k: v for k, v in re.findall(r"(\w+): (\d+(?:\.\d+)?)", out.stdout)}
+                if "opened" in f and int(f["opened"]) > 0:
+                    grown_kb = (int(f["rss_kb"]) - int(f["rss_before_kb"])) * 1.024  # KiB → KB
+                    rows.append((label, int(f["opened"]), int(f["rss_kb"]) * 1.024 / 1000,
+                                 grown_kb / int(f["opened"])))
+                else:
+                    rows.append((label, 0, None, None))
         finally:
             for p in procs:
                 p.terminate()
+    print("\n| target | streams held | RSS held (MB) | KB per open stream |\n|---|---:|---:|---:|")
+    for label, opened, rss, per in rows:
+        cells = [f"{opened:,}", f"{rss:.1f}" if rss else "—", f"{per:.1f}" if per else "—"]
+        print(f"| {label} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

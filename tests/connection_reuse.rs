@@ -224,3 +224,25 @@ async fn a_client_that_leaves_mid_answer_still_closes_its_upstream_connection() 
     assert_eq!(res.status(), 200);
     assert_eq!(mock.stats().accepted_connections, 2, "{:?}", mock.stats());
 }
+
+/// Over HTTP/2 the frames that are already there when the relay reads are joined into one
+/// client write (`EventReader::join_ready`); what the client gets is still the upstream's
+/// bytes exactly, the mock's writes split inside lines and characters included.
+#[tokio::test]
+async fn over_h2c_joined_frames_are_still_relayed_byte_for_byte() {
+    let (gw, mock) = gateway_with_h2c_mock().await;
+    let res = client()
+        .post(gw.url("/v1/responses"))
+        .header("x-mock-tokens", "300")
+        .json(&json!({"model": MODEL, "input": "人工知能について", "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let bytes = res.bytes().await.unwrap();
+    let recorded = &mock.requests()[0];
+    assert_eq!(recorded.version, "HTTP/2.0");
+    assert!(recorded.finished);
+    assert_eq!(&bytes[..], &recorded.response_body[..]);
+    assert!(String::from_utf8_lossy(&bytes).contains("event:response.completed"));
+}

@@ -15,6 +15,8 @@ use std::task::{Context, Poll, ready};
 pub struct UpstreamBody {
     held: VecDeque<Bytes>,
     rest: Option<Live>,
+    /// See [`UpstreamBody::may_have_more_ready`].
+    joins: bool,
 }
 
 /// The part of the body still coming from the upstream.
@@ -46,6 +48,7 @@ impl Live {
 impl UpstreamBody {
     pub fn new(response: reqwest::Response, scrubber: Arc<Scrubber>, region: Arc<str>) -> Self {
         Self {
+            joins: response.version() >= http::Version::HTTP_2,
             held: VecDeque::new(),
             rest: Some(Live {
                 body: reqwest::Body::from(response),
@@ -61,7 +64,17 @@ impl UpstreamBody {
         Self {
             held: VecDeque::from([bytes]),
             rest: None,
+            joins: true,
         }
+    }
+
+    /// Whether a chunk can be there right behind the one just read, so that asking for it
+    /// at once is worth a poll. An HTTP/2 stream buffers the DATA frames its connection
+    /// received; hyper's HTTP/1.1 client body is a one-slot channel its connection task
+    /// fills a chunk at a time, after the previous was taken, so there a second poll only
+    /// costs (0.3 k instructions per relayed event, measured).
+    pub fn may_have_more_ready(&self) -> bool {
+        self.joins
     }
 
     /// Puts bytes in front of what is still to come (used after peeking).

@@ -6,11 +6,11 @@
 use super::UpstreamBody;
 use crate::error::ApiError;
 use crate::sse::EventFramer;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::StatusCode;
 use std::future::Future as _;
 use std::pin::Pin;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
@@ -70,6 +70,10 @@ pub struct ReadLimits {
     pub max_total_bytes: Option<usize>,
 }
 
+/// A read stops joining chunks that were already there once it holds this many bytes (see
+/// [`EventReader::join_ready`]): one more chunk at most, so a read stays bounded.
+const JOIN_MAX: usize = 64 * 1024;
+
 /// Whole events from an upstream body (see the module docs).
 #[derive(Debug)]
 pub struct EventReader {
@@ -85,6 +89,8 @@ pub struct EventReader {
     total: usize,
     /// A fault found while events completed in the same chunk: those go first.
     fault: Option<StreamFault>,
+    /// A failure met while joining ready chunks: the next read returns it, after them.
+    deferred: Option<StreamFault>,
     /// The body ended or failed: nothing more is read.
     finished: bool,
 }
@@ -100,11 +106,12 @@ impl EventReader {
             grace_over,
             total: 0,
             fault: None,
+            deferred: None,
             finished: false,
         }
     }
 
-    /// The bytes of the next whole events (one or more, as they came), `Ok(None)` at the
+    /// The bytes of the next whole events (one or more: all that had arrived), `Ok(None)` at the
     /// body's end (then [`EventReader::take_rest`] has an event that never got its blank
     /// line), or the fault that ends the stream. Events that completed before a size fault
     /// are returned first: a client never loses a whole event to a later one's fault.
@@ -163,10 +170,17 @@ impl EventReader {
     /// when the wait starts, i.e. when the body has nothing ready: bytes already there are
     /// taken without touching the timer (or the clock).
     async fn read(&mut self) -> Result<Option<Bytes>, StreamFault> {
+        if let Some(fault) = self.deferred.take() {
+            return Err(fault);
+        }
         let mut armed = false;
         std::future::poll_fn(|cx| {
             if let Poll::Ready(read) = self.body.poll_chunk(cx) {
-                return Poll::Ready(read.map_err(|err| StreamFault::Broken(err.to_string())));
+                return Poll::Ready(match read {
+                    Ok(Some(chunk)) => Ok(Some(self.join_ready(chunk, cx))),
+                    Ok(None) => Ok(None),
+                    Err(err) => Err(StreamFault::Broken(err.to_string())),
+                });
             }
             if self.grace.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Err(StreamFault::ShuttingDown));
@@ -183,6 +197,41 @@ impl EventReader {
             Poll::Pending
         })
         .await
+    }
+
+    /// `first` and the chunks already there behind it (joined until [`JOIN_MAX`] bytes), as one:
+    /// events that arrived together leave in one client write, as nginx relays what one
+    /// read brought, and none is held back to wait for more. Under load, when a stream's
+    /// events pile up while its task waits for a core, this is what keeps the cost per
+    /// event falling; at a steady token rate each chunk comes alone and is passed as it is.
+    /// A failure met here is deferred to the next read, after these bytes.
+    fn join_ready(&mut self, first: Bytes, cx: &mut Context<'_>) -> Bytes {
+        if !self.body.may_have_more_ready() {
+            return first;
+        }
+        let mut joined: Option<BytesMut> = None;
+        let mut len = first.len();
+        while len < JOIN_MAX {
+            match self.body.poll_chunk(cx) {
+                Poll::Ready(Ok(Some(more))) => {
+                    len += more.len();
+                    joined
+                        .get_or_insert_with(|| {
+                            let mut buf = BytesMut::with_capacity(len);
+                            buf.extend_from_slice(&first);
+                            buf
+                        })
+                        .extend_from_slice(&more);
+                }
+                Poll::Ready(Err(err)) => {
+                    self.deferred = Some(StreamFault::Broken(err.to_string()));
+                    break;
+                }
+                // The end is read again by the next read (the body keeps answering `None`).
+                Poll::Ready(Ok(None)) | Poll::Pending => break,
+            }
+        }
+        joined.map_or(first, BytesMut::freeze)
     }
 
     /// Bounds the whole stream to `max` bytes (a non-streaming answer, held in memory).
@@ -289,6 +338,59 @@ mod tests {
     #[tokio::test]
     async fn a_bounded_stream_fails_past_its_total() {
         let (out, fault, _) = all(reader(&[b"data: a\n\n", b"data: b\n\n"], 64, Some(12))).await;
+        // Both chunks were there at once: read as one, whole events first, then the fault.
+        assert_eq!(out, [Bytes::from_static(b"data: a\n\ndata: b\n\n")]);
+        assert_eq!(fault, Some(StreamFault::ResponseTooLarge(12)));
+    }
+
+    /// A live body of `chunks`, all there at once, then a connection failure.
+    fn failing_after(chunks: &[&'static [u8]], version: http::Version) -> UpstreamBody {
+        let items: Vec<Result<Bytes, std::io::Error>> = chunks
+            .iter()
+            .map(|c| Ok(Bytes::from_static(c)))
+            .chain([Err(std::io::Error::other("reset"))])
+            .collect();
+        let mut response = http::Response::new(reqwest::Body::wrap_stream(
+            futures_util::stream::iter(items),
+        ));
+        *response.version_mut() = version;
+        UpstreamBody::new(response.into(), Default::default(), "r".into())
+    }
+
+    #[tokio::test]
+    async fn chunks_already_there_leave_together_and_a_failure_after_them_comes_last() {
+        let limits = ReadLimits {
+            idle_timeout: Duration::from_secs(5),
+            max_event_bytes: 64,
+            max_total_bytes: None,
+        };
+        // Over HTTP/2, where received frames wait in the stream's buffer.
+        let body = failing_after(
+            &[b"data: a\n\n", b"data: b\n", b"\ndata: c\n\nda"],
+            http::Version::HTTP_2,
+        );
+        let (out, fault, rest) =
+            all(EventReader::new(body, limits, CancellationToken::new())).await;
+        assert_eq!(
+            out,
+            [Bytes::from_static(b"data: a\n\ndata: b\n\ndata: c\n\n")]
+        );
+        assert!(
+            matches!(fault, Some(StreamFault::Broken(_))),
+            "the failure, after the events: {fault:?}"
+        );
+        assert_eq!(rest, Bytes::from_static(b"da"));
+    }
+
+    #[tokio::test]
+    async fn over_http1_each_chunk_is_read_alone() {
+        let limits = ReadLimits {
+            idle_timeout: Duration::from_secs(5),
+            max_event_bytes: 64,
+            max_total_bytes: None,
+        };
+        let body = failing_after(&[b"data: a\n\n", b"data: b\n\n"], http::Version::HTTP_11);
+        let (out, fault, _) = all(EventReader::new(body, limits, CancellationToken::new())).await;
         assert_eq!(
             out,
             [
@@ -296,7 +398,27 @@ mod tests {
                 Bytes::from_static(b"data: b\n\n")
             ]
         );
-        assert_eq!(fault, Some(StreamFault::ResponseTooLarge(12)));
+        assert!(matches!(fault, Some(StreamFault::Broken(_))), "{fault:?}");
+    }
+
+    #[tokio::test]
+    async fn a_read_joins_at_most_join_max_bytes() {
+        static EVENT: [u8; 1024] = {
+            let mut e = [b'x'; 1024];
+            e[0] = b'd';
+            e[1022] = b'\n';
+            e[1023] = b'\n';
+            e
+        };
+        let chunks = vec![&EVENT[..]; 3 * JOIN_MAX / 1024];
+        let (out, fault, _) = all(reader(&chunks, 2048, None)).await;
+        assert_eq!(fault, None);
+        assert_eq!(out.iter().map(Bytes::len).sum::<usize>(), 3 * JOIN_MAX);
+        assert!(out.len() >= 3, "{} reads", out.len());
+        assert!(
+            out.iter().all(|b| b.len() <= JOIN_MAX),
+            "a read above the bound"
+        );
     }
 
     #[tokio::test]
