@@ -1,7 +1,8 @@
 //! Relaying an upstream Responses API stream to the client, byte for byte.
 //!
-//! Bytes are forwarded unchanged, one complete SSE event at a time, as soon as the event's
-//! blank line arrives: a client never receives half an event, so if the upstream breaks
+//! Bytes are forwarded unchanged, whole SSE events only, each as soon as its blank line
+//! arrives (those that arrived together in one write): a client never receives half an
+//! event, so if the upstream breaks
 //! off, the gateway can still close the stream with a well-formed `error` event. Events
 //! that carry a response id or usage are parsed on the way through (without altering them).
 
