@@ -286,15 +286,19 @@ impl EventReader {
 mod tests {
     use super::*;
 
-    fn reader(chunks: &[&'static [u8]], max_event: usize, max_total: Option<usize>) -> EventReader {
-        let body = UpstreamBody::buffered(Bytes::new())
-            .with_held(chunks.iter().map(|c| Bytes::from_static(c)).collect());
-        let limits = ReadLimits {
+    /// A 5 s idle timeout and these size bounds.
+    fn limits(max_event: usize, max_total: Option<usize>) -> ReadLimits {
+        ReadLimits {
             idle_timeout: Duration::from_secs(5),
             max_event_bytes: max_event,
             max_total_bytes: max_total,
-        };
-        EventReader::new(body, limits, CancellationToken::new())
+        }
+    }
+
+    fn reader(chunks: &[&'static [u8]], max_event: usize, max_total: Option<usize>) -> EventReader {
+        let body = UpstreamBody::buffered(Bytes::new())
+            .with_held(chunks.iter().map(|c| Bytes::from_static(c)).collect());
+        EventReader::new(body, limits(max_event, max_total), CancellationToken::new())
     }
 
     async fn all(mut r: EventReader) -> (Vec<Bytes>, Option<StreamFault>, Bytes) {
@@ -359,11 +363,7 @@ mod tests {
 
     #[tokio::test]
     async fn chunks_already_there_leave_together_and_a_failure_after_them_comes_last() {
-        let limits = ReadLimits {
-            idle_timeout: Duration::from_secs(5),
-            max_event_bytes: 64,
-            max_total_bytes: None,
-        };
+        let limits = limits(64, None);
         // Over HTTP/2, where received frames wait in the stream's buffer.
         let body = failing_after(
             &[b"data: a\n\n", b"data: b\n", b"\ndata: c\n\nda"],
@@ -384,11 +384,7 @@ mod tests {
 
     #[tokio::test]
     async fn over_http1_each_chunk_is_read_alone() {
-        let limits = ReadLimits {
-            idle_timeout: Duration::from_secs(5),
-            max_event_bytes: 64,
-            max_total_bytes: None,
-        };
+        let limits = limits(64, None);
         let body = failing_after(&[b"data: a\n\n", b"data: b\n\n"], http::Version::HTTP_11);
         let (out, fault, _) = all(EventReader::new(body, limits, CancellationToken::new())).await;
         assert_eq!(
@@ -444,11 +440,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_idle_time_counts_from_each_wait_not_from_the_last_bytes() {
-        let limits = ReadLimits {
-            idle_timeout: Duration::from_secs(5),
-            max_event_bytes: 64,
-            max_total_bytes: None,
-        };
+        let limits = limits(64, None);
         let mut r = EventReader::new(
             stalling_after(b"data: a\n\n"),
             limits,
