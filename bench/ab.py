@@ -81,6 +81,17 @@ def start(procs: list, cmd: list[str], log: pathlib.Path, env=None) -> str:
     return wait_for(log, proc)
 
 
+def stop(procs: list) -> None:
+    """Ends the servers a run started: asked first, killed if they do not go in 10 s."""
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 def gateway_config(dir: pathlib.Path, mock: str, name: str = "gw", extra: str = "",
                    h2c: bool = False) -> pathlib.Path:
     """`h2c`: the region speaks HTTP/2 with prior knowledge to the mock (which serves both),
@@ -157,13 +168,7 @@ def latency(args, dir: pathlib.Path) -> None:
             added = [f"{r[n] - d:+.0f}" for n in names]
             print(f"| {label} | {d:.0f} | " + " | ".join(cells) + " | " + " | ".join(added) + " |")
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(procs)
 
 
 def startup_spin(out: pathlib.Path) -> int:

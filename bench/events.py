@@ -26,8 +26,8 @@ import tempfile
 import urllib.request
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from ab import MODEL, ROOT, gateway_config, start  # noqa: E402
-from hop import NGINX_CONF, free_port  # noqa: E402
+from ab import MODEL, ROOT, gateway_config, start, stop  # noqa: E402
+from hop import find_nginx, start_mock, start_nginx  # noqa: E402
 
 WRK_LUA = """
 wrk.method = "POST"
@@ -99,31 +99,15 @@ def main() -> None:
     gateways = args.gateway or [("qwen-gateway", str(ROOT / "target/release/qwen-gateway"))]
     if not shutil.which("wrk"):
         sys.exit("events.py: wrk is not installed (bench/setup.sh installs it)")
-    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    nginx = find_nginx()
     procs: list[subprocess.Popen] = []
     with tempfile.TemporaryDirectory(prefix="qg-events-") as d:
         dir = pathlib.Path(d)
         try:
-            mock = start(procs, [args.mock, "--listen", "127.0.0.1:0", "--no-split", "--max-recorded", "1"],
-                         dir / "mock.log")
-            subprocess.run(["curl", "-fsS", "-o", "/dev/null", "-X", "POST", f"{mock}/_mock/defaults",
-                            "-d", json.dumps({"x-mock-tokens": str(args.tokens)})], check=True, timeout=10)
+            mock = start_mock(procs, args.mock, dir, args.tokens)
             targets = []  # (name, base, pid)
             if nginx:
-                port = free_port()
-                conf = dir / "nginx.conf"
-                conf.write_text(NGINX_CONF.format(dir=dir, mock=mock.removeprefix("http://"), port=port))
-                p = subprocess.Popen([nginx, "-c", str(conf), "-p", str(dir)],
-                                     stdout=open(dir / "nginx.log", "wb"), stderr=subprocess.STDOUT)
-                procs.append(p)
-                base = f"http://127.0.0.1:{port}"
-                for _ in range(100):
-                    try:
-                        events_per_stream(base)
-                        break
-                    except OSError:
-                        subprocess.run(["sleep", "0.1"])
-                targets.append(("nginx", base, p.pid))
+                targets.append(("nginx", *start_nginx(procs, nginx, dir, mock)))
             for name, extra in (("bare forwarder", []), ("bare forwarder h2c", ["--h2c"])):
                 base = start(procs, [args.forward, "forward", "--upstream", mock, *extra],
                              dir / f"{name.replace(' ', '-')}.log")
@@ -145,13 +129,7 @@ def main() -> None:
                     streams[name].append(done)
                 print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
         finally:
-            for p in procs:
-                p.terminate()
-            for p in procs:
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop(procs)
     print(f"\n{args.tokens}-token streamed answers, no pacing, wrk at {args.conns} connections, "
           f"{args.rounds} interleaved rounds x {args.seconds} s; medians over rounds.\n")
     print("| target | events per stream | streams per round | events per CPU-second | µs of CPU per event |")

@@ -30,7 +30,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from ab import MODEL, ROOT, gateway_config, start, wait_for  # noqa: E402
+from ab import MODEL, ROOT, gateway_config, start, stop, wait_for  # noqa: E402
 
 BODIES = {
     "responses": ("/v1/responses", {"model": MODEL, "input": "hello"}),
@@ -90,6 +90,39 @@ def free_port() -> int:
     return port
 
 
+def find_nginx() -> str | None:
+    return shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+
+
+def start_mock(procs: list, binary: str, dir: pathlib.Path, tokens: int) -> str:
+    """A release mock with `tokens`-token answers, no pacing, one event per write."""
+    mock = start(procs, [binary, "--listen", "127.0.0.1:0", "--no-split", "--max-recorded", "1"], dir / "mock.log")
+    subprocess.run(["curl", "-fsS", "-o", "/dev/null", "-X", "POST", f"{mock}/_mock/defaults",
+                    "-d", json.dumps({"x-mock-tokens": str(tokens)})], check=True, timeout=10)
+    return mock
+
+
+def start_nginx(procs: list, nginx: str, dir: pathlib.Path, mock: str) -> tuple[str, int]:
+    """nginx in front of `mock` (NGINX_CONF), once its port accepts connections: (base, pid)."""
+    import socket
+    import time
+    port = free_port()
+    conf = dir / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(dir=dir, mock=mock.removeprefix("http://"), port=port))
+    p = subprocess.Popen([nginx, "-c", str(conf), "-p", str(dir)],
+                         stdout=open(dir / "nginx.log", "wb"), stderr=subprocess.STDOUT)
+    procs.append(p)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return f"http://127.0.0.1:{port}", p.pid
+        except OSError:
+            if p.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"nginx did not start: {(dir / 'nginx.log').read_text(errors='replace')[-500:]}")
+            time.sleep(0.05)
+
+
 def wrk(base: str, label: str, conns: int, seconds: int, dir: pathlib.Path) -> tuple[float, float]:
     path, body = BODIES[label]
     if base.endswith("#direct"):
@@ -126,23 +159,15 @@ def main() -> None:
                                                        if args.h2c else [])
     if not shutil.which("wrk"):
         sys.exit("hop.py: wrk is not installed (bench/setup.sh installs it)")
-    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    nginx = find_nginx()
     procs: list[subprocess.Popen] = []
     with tempfile.TemporaryDirectory(prefix="qg-hop-") as d:
         dir = pathlib.Path(d)
         try:
-            mock = start(procs, [args.mock, "--listen", "127.0.0.1:0", "--no-split", "--max-recorded", "1"],
-                         dir / "mock.log")
-            subprocess.run(["curl", "-fsS", "-o", "/dev/null", "-X", "POST", f"{mock}/_mock/defaults",
-                            "-d", json.dumps({"x-mock-tokens": str(args.tokens)})], check=True, timeout=10)
+            mock = start_mock(procs, args.mock, dir, args.tokens)
             targets = [("direct", mock + "#direct", False)]
             if nginx:
-                port = free_port()
-                conf = dir / "nginx.conf"
-                conf.write_text(NGINX_CONF.format(dir=dir, mock=mock.removeprefix("http://"), port=port))
-                procs.append(subprocess.Popen([nginx, "-c", str(conf), "-p", str(dir)],
-                                              stdout=open(dir / "nginx.log", "wb"), stderr=subprocess.STDOUT))
-                targets.append(("nginx", f"http://127.0.0.1:{port}", False))
+                targets.append(("nginx", start_nginx(procs, nginx, dir, mock)[0], False))
             fw = start(procs, [args.forward, "forward", "--upstream", mock], dir / "forward.log")
             targets.append(("bare forwarder", fw, False))
             env = dict(os.environ, AB_UPSTREAM_KEY="sk-hop-upstream")
@@ -163,13 +188,7 @@ def main() -> None:
                             figures[label][name][conns].append(wrk(base, asked, conns, args.seconds, dir))
                 print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
         finally:
-            for p in procs:
-                p.terminate()
-            for p in procs:
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop(procs)
     report(args, figures, [t for t, _, _ in targets], [n for n, _, _ in gateways])
 
 
