@@ -259,15 +259,24 @@ fn run_healthcheck(url: &str) -> ExitCode {
     }
 }
 
-/// One GET, bounded as a whole. No proxy: a container's `HTTP_PROXY` must not swallow a
-/// loopback probe.
-async fn probe(url: &str) -> Result<reqwest::StatusCode, reqwest::Error> {
-    let client = reqwest::Client::builder()
-        .timeout(HEALTHCHECK_TIMEOUT)
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    Ok(client.get(url).send().await?.status())
+/// One GET, bounded as a whole, over plain HTTP (no proxy is ever read, so a container's
+/// `HTTP_PROXY` cannot swallow a loopback probe). The error names the innermost cause.
+async fn probe(url: &str) -> Result<http::StatusCode, String> {
+    use hyper_util::client::legacy::Client;
+    let uri: http::Uri = url.parse().map_err(|e| format!("not a URL: {e}"))?;
+    let client = Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    match tokio::time::timeout(HEALTHCHECK_TIMEOUT, client.get(uri)).await {
+        Err(_) => Err(format!("no answer within {HEALTHCHECK_TIMEOUT:?}")),
+        Ok(Ok(response)) => Ok(response.status()),
+        Ok(Err(err)) => {
+            let mut cause: &(dyn std::error::Error + 'static) = &err;
+            while let Some(inner) = cause.source() {
+                cause = inner;
+            }
+            Err(cause.to_string())
+        }
+    }
 }
 
 /// The configuration, or the exit code for a bad one (2, like a usage error) after saying why.

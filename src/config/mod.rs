@@ -128,6 +128,11 @@ pub struct UpstreamConfig {
     /// `crate::header_policy`.
     #[serde(deserialize_with = "string_or_list")]
     pub forward_headers: Vec<String>,
+    /// A PEM file of CA certificates upstream TLS trusts besides the system's and the
+    /// compiled-in Mozilla roots (a private endpoint's CA, a TLS-inspecting proxy's). Read at
+    /// start-up: a file that cannot be read or holds no certificate stops the gateway.
+    #[serde(default)]
+    pub extra_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

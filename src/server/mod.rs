@@ -52,8 +52,8 @@ pub struct AppState {
 /// Why [`AppState::new`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("cannot build the HTTP client: {0}")]
-    Http(#[from] reqwest::Error),
+    #[error("cannot build the upstream HTTP client: {0}")]
+    Http(#[from] upstream::ClientError),
     #[error("cannot make the dashboard's session key: {0}")]
     Random(#[from] crate::auth::keys::RandomError),
 }

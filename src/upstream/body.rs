@@ -19,12 +19,61 @@ pub struct UpstreamBody {
     joins: bool,
 }
 
+/// Why the upstream's body broke off: the transport's error and its causes, as text (what
+/// reaches the log and the client's `upstream_error`; no header or secret is in it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BodyError(String);
+
+impl BodyError {
+    fn of(err: &(dyn std::error::Error + 'static)) -> Self {
+        let mut text = err.to_string();
+        let mut source = err.source();
+        while let Some(inner) = source {
+            text.push_str(": ");
+            text.push_str(&inner.to_string());
+            source = inner.source();
+        }
+        Self(text)
+    }
+}
+
+/// Where the live bytes come from.
+enum Source {
+    /// hyper's client body, polled for frames directly.
+    Http(hyper::body::Incoming),
+    /// A body made up in a unit test, without a connection.
+    #[cfg(test)]
+    Test(http_body_util::combinators::BoxBody<Bytes, std::io::Error>),
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Source")
+    }
+}
+
+impl Source {
+    fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, BodyError>>> {
+        match self {
+            Source::Http(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|f| f.map_err(|e| BodyError::of(&e)))),
+            #[cfg(test)]
+            Source::Test(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|f| f.map_err(|e| BodyError::of(&e)))),
+        }
+    }
+}
+
 /// The part of the body still coming from the upstream.
 #[derive(Debug)]
 struct Live {
-    /// Polled for frames directly: reqwest's `Response::chunk` is two nested futures per
-    /// chunk around the same poll.
-    body: reqwest::Body,
+    body: Source,
     scrubber: Arc<Scrubber>,
     scrub: StreamScrubber,
     region: Arc<str>,
@@ -46,17 +95,49 @@ impl Live {
 }
 
 impl UpstreamBody {
-    pub fn new(response: reqwest::Response, scrubber: Arc<Scrubber>, region: Arc<str>) -> Self {
+    /// The body of a response that came over `version`.
+    pub fn new(
+        body: hyper::body::Incoming,
+        version: http::Version,
+        scrubber: Arc<Scrubber>,
+        region: Arc<str>,
+    ) -> Self {
+        Self::live(Source::Http(body), version, scrubber, region)
+    }
+
+    fn live(
+        body: Source,
+        version: http::Version,
+        scrubber: Arc<Scrubber>,
+        region: Arc<str>,
+    ) -> Self {
         Self {
-            joins: response.version() >= http::Version::HTTP_2,
+            joins: version >= http::Version::HTTP_2,
             held: VecDeque::new(),
             rest: Some(Live {
-                body: reqwest::Body::from(response),
+                body,
                 scrubber,
                 scrub: StreamScrubber::default(),
                 region,
             }),
         }
+    }
+
+    /// A live body of `chunks` as if it came over `version` (unit tests).
+    #[cfg(test)]
+    pub(crate) fn from_stream(
+        chunks: impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync + 'static,
+        version: http::Version,
+    ) -> Self {
+        use futures_util::TryStreamExt as _;
+        use http_body_util::BodyExt as _;
+        let body = http_body_util::StreamBody::new(chunks.map_ok(http_body::Frame::data));
+        Self::live(
+            Source::Test(body.boxed()),
+            version,
+            Default::default(),
+            "r".into(),
+        )
     }
 
     /// A body fully read already (its bytes came through [`UpstreamBody::chunk`]).
@@ -88,15 +169,12 @@ impl UpstreamBody {
     /// The next chunk: held bytes first, then the live response, scrubbed. `Ok(None)` at
     /// the end. A chunk may be split differently from the upstream's (a tail that could
     /// start a secret waits for the next), never delaying a complete line.
-    pub async fn chunk(&mut self) -> Result<Option<Bytes>, reqwest::Error> {
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, BodyError> {
         std::future::poll_fn(|cx| self.poll_chunk(cx)).await
     }
 
     /// [`UpstreamBody::chunk`] as a poll (cancel-safe: no state outside `self`).
-    pub fn poll_chunk(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<Option<Bytes>, reqwest::Error>> {
+    pub fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, BodyError>> {
         if let Some(chunk) = self.held.pop_front() {
             return Poll::Ready(Ok(Some(chunk)));
         }
@@ -105,7 +183,7 @@ impl UpstreamBody {
                 return Poll::Ready(Ok(None));
             };
             let logged = live.scrub.found.len();
-            let raw = match ready!(Pin::new(&mut live.body).poll_frame(cx)) {
+            let raw = match ready!(live.body.poll_frame(cx)) {
                 Some(frame) => match frame?.into_data() {
                     Ok(raw) => raw,
                     // Trailers: not relayed (HTTP/1.1 chunked trailers, HTTP/2 trailing headers).

@@ -354,11 +354,7 @@ mod tests {
             .map(|c| Ok(Bytes::from_static(c)))
             .chain([Err(std::io::Error::other("reset"))])
             .collect();
-        let mut response = http::Response::new(reqwest::Body::wrap_stream(
-            futures_util::stream::iter(items),
-        ));
-        *response.version_mut() = version;
-        UpstreamBody::new(response.into(), Default::default(), "r".into())
+        UpstreamBody::from_stream(futures_util::stream::iter(items), version)
     }
 
     #[tokio::test]
@@ -434,8 +430,7 @@ mod tests {
         let chunks =
             futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(first))])
                 .chain(futures_util::stream::pending());
-        let response = http::Response::new(reqwest::Body::wrap_stream(chunks));
-        UpstreamBody::new(response.into(), Default::default(), "r".into())
+        UpstreamBody::from_stream(chunks, http::Version::HTTP_11)
     }
 
     #[tokio::test(start_paused = true)]

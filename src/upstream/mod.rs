@@ -26,7 +26,7 @@ mod walk;
 
 pub use body::UpstreamBody;
 pub use breaker::{BreakerSnapshot, BreakerState};
-pub use client::build_http_client;
+pub use client::{ClientError, HttpClient, build_http_client};
 pub use endpoint::{Endpoint, ResponseId, Target};
 pub use error::UpstreamError;
 pub use reason::FailoverReason;
@@ -137,15 +137,20 @@ enum RegionOutcome {
 }
 
 impl Router {
-    pub fn new(settings: &Settings, regions: Vec<ResolvedRegion>) -> Result<Self, reqwest::Error> {
+    pub fn new(settings: &Settings, regions: Vec<ResolvedRegion>) -> Result<Self, ClientError> {
         let u = &settings.upstream;
+        let extra = match &u.extra_ca_file {
+            Some(path) => client::read_ca_file(path)?,
+            None => Vec::new(),
+        };
+        let roots = Arc::new(client::trusted_roots(&extra)?);
         // One client per HTTP/2 mode in use, shared by the regions using it.
-        let mut clients: Vec<(Http2, reqwest::Client)> = Vec::new();
+        let mut clients: Vec<(Http2, HttpClient)> = Vec::new();
         for region in &regions {
             if !clients.iter().any(|(mode, _)| *mode == region.http2) {
                 clients.push((
                     region.http2,
-                    build_http_client(u.connect_timeout, region.http2)?,
+                    build_http_client(u.connect_timeout, region.http2, roots.clone())?,
                 ));
             }
         }
@@ -451,11 +456,19 @@ impl Router {
             .map_err(|_| unsent("a configured key is not a valid header value"))?;
         auth.set_sensitive(true);
         headers.insert(header::AUTHORIZATION, auth);
-        let request = region
-            .http()
-            .request(req.target.method(), url)
-            .headers(headers)
-            .body(req.body.clone());
+        // What reqwest added when the client sent none (the wire stays as it was).
+        headers
+            .entry(header::USER_AGENT)
+            .or_insert(HeaderValue::from_static(USER_AGENT));
+        headers
+            .entry(header::ACCEPT)
+            .or_insert(HeaderValue::from_static("*/*"));
+        let uri = http::Uri::try_from(String::from(url))
+            .map_err(|_| unsent("the configured base_url does not make a valid URI"))?;
+        let mut request = http::Request::new(http_body_util::Full::new(req.body.clone()));
+        *request.method_mut() = req.target.method();
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
         let failed = |status: &'static str| {
             metrics::counter!(
                 "qwen_gateway_upstream_requests_total",
@@ -464,7 +477,7 @@ impl Router {
             )
             .increment(1);
         };
-        let response = match tokio::time::timeout(budget, request.send()).await {
+        let response = match tokio::time::timeout(budget, region.http().request(request)).await {
             Err(_) => {
                 failed("timeout");
                 return Err(SendError {
@@ -488,14 +501,15 @@ impl Router {
             }
             Ok(Ok(response)) => response,
         };
+        let (head, body) = response.into_parts();
         metrics::counter!(
             "qwen_gateway_upstream_requests_total",
             "region" => region.name().to_owned(),
-            "status" => response.status().as_str().to_owned(),
+            "status" => head.status.as_str().to_owned(),
         )
         .increment(1);
         let scrubber = self.scrubber();
-        let mut headers = response.headers().clone();
+        let mut headers = head.headers;
         let found = scrubber.scrub_headers(&mut headers);
         if !found.is_empty() {
             metrics::counter!("qwen_gateway_secrets_scrubbed_total", "region" => region.name().to_owned())
@@ -504,9 +518,9 @@ impl Router {
         }
         Ok(UpstreamResponse {
             region: region.name_arc(),
-            status: response.status(),
+            status: head.status,
             headers,
-            body: UpstreamBody::new(response, scrubber, region.name_arc()),
+            body: UpstreamBody::new(body, head.version, scrubber, region.name_arc()),
             failed_before_output: None,
         })
     }
@@ -519,17 +533,29 @@ struct SendError {
     sent: bool,
 }
 
-/// Turns a transport error into what the client should hear, without leaking headers.
-fn classify(region: &str, err: &reqwest::Error, budget: Duration) -> UpstreamError {
-    if err.is_timeout() {
-        return UpstreamError::Timeout {
-            region: region.to_owned(),
-            after: budget,
-        };
-    }
+/// `User-Agent` of upstream requests whose client sent none.
+const USER_AGENT: &str = concat!("qwen-gateway/", env!("CARGO_PKG_VERSION"));
+
+/// Turns a transport error into what the client should hear, without leaking headers: the
+/// innermost cause (`Connection refused`, `invalid peer certificate: UnknownIssuer`), or a
+/// timeout when the connect timeout ran out.
+fn classify(
+    region: &str,
+    err: &hyper_util::client::legacy::Error,
+    budget: Duration,
+) -> UpstreamError {
     let mut detail = err.to_string();
     let mut source = std::error::Error::source(err);
     while let Some(inner) = source {
+        if inner
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return UpstreamError::Timeout {
+                region: region.to_owned(),
+                after: budget,
+            };
+        }
         detail = inner.to_string();
         source = inner.source();
     }

@@ -2,6 +2,7 @@
 //! and its circuit breaker.
 
 use super::breaker::{Breaker, BreakerSnapshot};
+use super::client::HttpClient;
 use super::endpoint::Target;
 use crate::config::{RegionKey, ResolvedRegion};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,12 +37,12 @@ pub struct Region {
     name: Arc<str>,
     /// `regions.NAME.base_url` as the configuration parsed it: reparsing it (IDNA and all)
     /// per request was measurable.
-    base: reqwest::Url,
+    base: url::Url,
     /// `X-DashScope-WorkSpace` for every request to this region.
     workspace: Option<http::HeaderValue>,
     keys: Vec<RegionKey>,
     /// The client for this region's protocol (see [`super::build_http_client`]).
-    http: reqwest::Client,
+    http: HttpClient,
     health: Vec<Mutex<KeyHealth>>,
     next: AtomicUsize,
     breaker: Breaker,
@@ -49,7 +50,7 @@ pub struct Region {
 
 impl Region {
     /// `None` for a region without keys: such a region cannot take traffic.
-    pub fn new(resolved: ResolvedRegion, breaker: Breaker, http: reqwest::Client) -> Option<Self> {
+    pub fn new(resolved: ResolvedRegion, breaker: Breaker, http: HttpClient) -> Option<Self> {
         (!resolved.keys.is_empty()).then(|| Self {
             http,
             name: resolved.name.into(),
@@ -79,11 +80,11 @@ impl Region {
 
     /// The URL of `target` in this region (see [`Target::url`]); `None` when `base_url`
     /// cannot be a base (config validation refuses such a URL).
-    pub fn url_for(&self, target: &Target) -> Option<reqwest::Url> {
+    pub fn url_for(&self, target: &Target) -> Option<url::Url> {
         target.url(&self.base)
     }
 
-    pub fn http(&self) -> &reqwest::Client {
+    pub fn http(&self) -> &HttpClient {
         &self.http
     }
 
@@ -188,11 +189,17 @@ mod tests {
     use super::*;
     use crate::config::Secret;
 
+    fn client() -> HttpClient {
+        let roots = std::sync::Arc::new(rustls::RootCertStore::empty());
+        super::super::build_http_client(Duration::from_secs(1), crate::config::Http2::Off, roots)
+            .unwrap()
+    }
+
     fn region(keys: usize) -> Region {
         Region::new(
             ResolvedRegion {
                 name: "r".into(),
-                base_url: reqwest::Url::parse("http://x").unwrap(),
+                base_url: url::Url::parse("http://x").unwrap(),
                 keys: (0..keys)
                     .map(|i| RegionKey {
                         env_var: format!("K{i}"),
@@ -203,7 +210,7 @@ mod tests {
                 http2: crate::config::Http2::Off,
             },
             Breaker::new(3, Duration::from_secs(1)),
-            reqwest::Client::new(),
+            client(),
         )
         .unwrap()
     }
@@ -233,7 +240,7 @@ mod tests {
         assert_eq!(r.url_for(&create).unwrap().as_str(), "http://x/responses");
         let mut resolved = ResolvedRegion {
             name: "r".into(),
-            base_url: reqwest::Url::parse("https://h.example/api/v1/").unwrap(),
+            base_url: url::Url::parse("https://h.example/api/v1/").unwrap(),
             keys: vec![RegionKey {
                 env_var: "K".into(),
                 secret: Secret::new("sk"),
@@ -241,7 +248,7 @@ mod tests {
             workspace: None,
             http2: crate::config::Http2::Off,
         };
-        let http = reqwest::Client::new();
+        let http = client();
         let r = Region::new(
             resolved.clone(),
             Breaker::new(1, Duration::from_secs(1)),
@@ -253,7 +260,7 @@ mod tests {
             r.url_for(&items).unwrap().as_str(),
             "https://h.example/api/v1/responses/resp_1/input_items"
         );
-        resolved.base_url = reqwest::Url::parse("mailto:x@h.example").unwrap();
+        resolved.base_url = url::Url::parse("mailto:x@h.example").unwrap();
         let r = Region::new(resolved, Breaker::new(1, Duration::from_secs(1)), http).unwrap();
         assert!(r.url_for(&create).is_none());
     }
