@@ -33,5 +33,5 @@ mod stream;
 pub mod wire;
 
 pub use config::MockConfig;
-pub use server::MockServer;
+pub use server::{Alpn, MockServer};
 pub use state::{MockStats, RecordedRequest};

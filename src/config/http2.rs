@@ -16,7 +16,9 @@ pub enum Http2 {
     #[default]
     Off,
     /// Offer HTTP/2 in the TLS handshake (ALPN) and use it when the server picks it:
-    /// `https://` base URLs only (plain HTTP has no handshake to negotiate in).
+    /// `https://` base URLs only (plain HTTP has no handshake to negotiate in). The protocol
+    /// is known only after a handshake, so requests arriving before the first connection is
+    /// up open one connection each; later ones share the negotiated HTTP/2 connection.
     Alpn,
     /// Speak HTTP/2 from the first byte (h2c): `http://` base URLs only, for servers known to
     /// speak it (a sidecar, an internal proxy, the mock).

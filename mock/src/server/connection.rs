@@ -6,8 +6,9 @@ use std::sync::atomic::Ordering;
 use axum::Router;
 use axum::body::Body;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::state::{Gauge, Shared};
@@ -24,9 +25,17 @@ impl std::fmt::Display for DropConnection {
 
 impl std::error::Error for DropConnection {}
 
-/// Accepts connections until aborted. Connections live in a `JoinSet` owned by this task, so
-/// aborting it aborts them all.
-pub(super) async fn accept_loop(listener: TcpListener, app: Router, shared: Arc<Shared>) {
+/// Longest a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Accepts connections until aborted (over TLS when `tls` is given). Connections live in a
+/// `JoinSet` owned by this task, so aborting it aborts them all.
+pub(super) async fn accept_loop(
+    listener: TcpListener,
+    app: Router,
+    shared: Arc<Shared>,
+    tls: Option<TlsAcceptor>,
+) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -36,8 +45,19 @@ pub(super) async fn accept_loop(listener: TcpListener, app: Router, shared: Arc<
                     let open = Gauge::new(shared.clone(), |c| &c.open_connections);
                     let shared = shared.clone();
                     let app = app.clone();
+                    let tls = tls.clone();
                     connections.spawn(async move {
-                        serve_connection(stream, app, shared).await;
+                        let _ = stream.set_nodelay(true);
+                        match tls {
+                            None => serve_connection(stream, app, shared).await,
+                            Some(tls) => {
+                                let accepted =
+                                    tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await;
+                                if let Ok(Ok(stream)) = accepted {
+                                    serve_connection(stream, app, shared).await;
+                                }
+                            }
+                        }
                         drop(open);
                     });
                 }
@@ -49,8 +69,10 @@ pub(super) async fn accept_loop(listener: TcpListener, app: Router, shared: Arc<
     }
 }
 
-async fn serve_connection(stream: TcpStream, app: Router, shared: Arc<Shared>) {
-    let _ = stream.set_nodelay(true);
+async fn serve_connection<S>(stream: S, app: Router, shared: Arc<Shared>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service =
         hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
             let app = app.clone();
@@ -74,7 +96,7 @@ async fn serve_connection(stream: TcpStream, app: Router, shared: Arc<Shared>) {
             }
         });
     // HTTP/1.1, or HTTP/2 when the connection opens with h2's preface (h2c with prior
-    // knowledge): the benchmarks can then measure a gateway multiplexing its streams, as it
+    // knowledge, or after TLS negotiated h2): the benchmarks can then measure a gateway multiplexing its streams, as it
     // does over TLS with Model Studio. No cap on concurrent streams (hyper's default is 200):
     // the open-streams benchmark holds thousands on one connection.
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());

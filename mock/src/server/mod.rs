@@ -9,6 +9,9 @@ mod api;
 mod connection;
 mod exchange;
 mod introspection;
+mod tls;
+
+pub use tls::Alpn;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,6 +34,8 @@ pub struct MockServer {
     shared: Arc<Shared>,
     addr: SocketAddr,
     task: Option<JoinHandle<()>>,
+    /// The CA the server's certificate is signed by, when it speaks TLS.
+    ca_pem: Option<String>,
 }
 
 impl MockServer {
@@ -45,24 +50,52 @@ impl MockServer {
         listener: TcpListener,
         config: MockConfig,
     ) -> std::io::Result<MockServer> {
+        MockServer::start_with(listener, config, None)
+    }
+
+    /// Starts on an ephemeral port of 127.0.0.1, over TLS with a certificate for
+    /// `localhost` and `127.0.0.1` signed by a CA made for this server ([`MockServer::ca_pem`]).
+    pub async fn start_tls(config: MockConfig, alpn: Alpn) -> std::io::Result<MockServer> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        MockServer::start_with(listener, config, Some(tls::Tls::generate(alpn)?))
+    }
+
+    fn start_with(
+        listener: TcpListener,
+        config: MockConfig,
+        tls: Option<tls::Tls>,
+    ) -> std::io::Result<MockServer> {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(config));
         let app = routes(shared.clone());
-        let task = tokio::spawn(accept_loop(listener, app, shared.clone()));
+        let (ca_pem, acceptor) = tls.map(|t| (t.ca_pem, t.acceptor)).unzip();
+        let task = tokio::spawn(accept_loop(listener, app, shared.clone(), acceptor));
         Ok(MockServer {
             shared,
             addr,
             task: Some(task),
+            ca_pem,
         })
+    }
+
+    /// The PEM of the CA a TLS server's certificate is signed by (`None`: plain HTTP).
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// `http://HOST:PORT`, without a path: clients append `/responses`.
+    /// `http://HOST:PORT` (`https://` over TLS: the certificate names the IP), without a
+    /// path: clients append `/responses`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Every API request so far (introspection routes are not recorded).
