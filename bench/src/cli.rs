@@ -26,7 +26,7 @@ pub(crate) enum Cli {
         #[arg(long, default_value_t = 2000)]
         streams: usize,
     },
-    /// A bare forwarding proxy (hyper server + reqwest, no parsing): the floor of one hop.
+    /// A bare forwarding proxy (hyper server + hyper client, no parsing): the floor of one hop.
     Forward {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: String,

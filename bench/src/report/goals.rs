@@ -163,7 +163,7 @@ pub(super) fn floor(w: &mut String, c: &Ctx) {
         w,
         "**The floor of one hop.** *{NGINX}*: a reverse proxy in C with upstream keepalive and \
          buffering off, the floor of one hop. *{FLOOR}* (`qwen-bench forward`: hyper's HTTP/1.1 \
-         server in front of reqwest, as in qwen-gateway, bodies streamed through unparsed, \
+         server in front of hyper's client, as in qwen-gateway, bodies streamed through unparsed, \
          nothing logged): what any Rust proxy on this stack pays here for the extra process and \
          loopback hop.\n"
     );
