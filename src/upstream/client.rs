@@ -10,7 +10,7 @@
 //! follows a `Location`. Unlike reqwest, `HTTP(S)_PROXY` is not read: where Model Studio is
 //! reached through a proxy must be the operator's decision in the configuration, never an
 //! environment variable that silently routes the keys' traffic elsewhere (the gateway speaks
-//! to Model Studio directly; README, "Upstream TLS").
+//! to Model Studio directly; README, "Regions and failover").
 
 use std::future::Future;
 use std::path::Path;
