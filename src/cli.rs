@@ -309,6 +309,12 @@ fn run_check(path: Option<PathBuf>) -> ExitCode {
         Err(code) => return code,
     };
     print!("{}", settings.describe(env_lookup));
+    if let Some(path) = &settings.upstream.extra_ca_file
+        && let Err(err) = crate::upstream::read_ca_file(path)
+    {
+        eprintln!("error: {err}");
+        return ExitCode::from(2);
+    }
     match settings.resolve_regions(env_lookup) {
         Ok(resolution) => {
             for warning in &resolution.warnings {

@@ -58,6 +58,29 @@ fn check_prints_the_effective_configuration_without_secrets() {
     assert_eq!(bad.status.code(), Some(2));
 }
 
+#[test]
+fn check_refuses_an_extra_ca_file_without_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "not a certificate\n").unwrap();
+    let path = dir.path().join("gw.toml");
+    std::fs::write(
+        &path,
+        format!("[upstream]\nextra_ca_file = {:?}\n", ca.to_str().unwrap()),
+    )
+    .unwrap();
+    let out = gateway_command(&["check", "--config", path.to_str().unwrap()])
+        .env("DASHSCOPE_API_KEY", SECRET)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("extra_ca_file") && stderr.contains("ca.pem"),
+        "{stderr}"
+    );
+}
+
 /// A Redis password in `store.url` (from the file or the environment) is a secret too.
 #[test]
 fn check_redacts_a_redis_password() {
@@ -94,7 +117,9 @@ fn env_layer_overrides_the_file() {
     assert!(stdout.contains("127.0.0.1:7777"), "{stdout}");
 }
 
-/// Starts the binary against a mock and returns it with the address it logged.
+/// Starts the binary against a mock and returns it with the address it logged. Proxy
+/// variables point at a closed port: the gateway must never route upstream requests through
+/// them (README, "Regions and failover"), so every test's 200s prove it does not.
 fn spawn_serve(
     config: &std::path::Path,
     extra_args: &[&str],
@@ -107,6 +132,11 @@ fn spawn_serve(
     args.extend_from_slice(extra_args);
     let mut command = gateway_command(&args);
     command.env("TEST_KEY_R0", SECRET).env("RUST_LOG", "info");
+    for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"] {
+        command
+            .env(var, "http://127.0.0.1:9")
+            .env(var.to_lowercase(), "http://127.0.0.1:9");
+    }
     spawn_logged(command)
 }
 

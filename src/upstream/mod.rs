@@ -26,7 +26,7 @@ mod walk;
 
 pub use body::UpstreamBody;
 pub use breaker::{BreakerSnapshot, BreakerState};
-pub use client::{ClientError, HttpClient, build_http_client};
+pub use client::{ClientError, HttpClient, build_http_client, read_ca_file};
 pub use endpoint::{Endpoint, ResponseId, Target};
 pub use error::UpstreamError;
 pub use reason::FailoverReason;
@@ -140,7 +140,7 @@ impl Router {
     pub fn new(settings: &Settings, regions: Vec<ResolvedRegion>) -> Result<Self, ClientError> {
         let u = &settings.upstream;
         let extra = match &u.extra_ca_file {
-            Some(path) => client::read_ca_file(path)?,
+            Some(path) => read_ca_file(path)?,
             None => Vec::new(),
         };
         let roots = Arc::new(client::trusted_roots(&extra)?);
