@@ -456,7 +456,8 @@ impl Router {
             .map_err(|_| unsent("a configured key is not a valid header value"))?;
         auth.set_sensitive(true);
         headers.insert(header::AUTHORIZATION, auth);
-        // What reqwest added when the client sent none (the wire stays as it was).
+        // A User-Agent and an Accept when the client sent none, as HTTP clients send (and as
+        // the gateway always sent them: its upstream requests look as they did with reqwest).
         headers
             .entry(header::USER_AGENT)
             .or_insert(HeaderValue::from_static(USER_AGENT));
