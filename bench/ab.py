@@ -253,13 +253,25 @@ def callgrind(args, dir: pathlib.Path) -> None:
             p.terminate()
 
 
+def add_binary_args(ap: argparse.ArgumentParser, gateway_required: bool = False) -> None:
+    """--gateway NAME=BINARY (repeatable) and --mock BINARY, as every bench script takes them."""
+    help = "NAME=BINARY (repeatable)" if gateway_required else \
+        "NAME=BINARY (repeatable; default qwen-gateway=target/release/qwen-gateway)"
+    ap.add_argument("--gateway", action="append", required=gateway_required,
+                    type=lambda s: tuple(s.split("=", 1)), help=help)
+    ap.add_argument("--mock", default=str(ROOT / "target/release/mock-model-studio"))
+
+
+def gateways_of(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The --gateway pairs given, else the release build as `qwen-gateway`."""
+    return args.gateway or [("qwen-gateway", str(ROOT / "target/release/qwen-gateway"))]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--gateway", action="append", required=True, type=lambda s: tuple(s.split("=", 1)),
-                    help="NAME=BINARY (repeatable)")
+    add_binary_args(ap, gateway_required=True)
     ap.add_argument("--extra", action="append", default=[], type=lambda s: tuple(s.split("=", 1)),
                     help="NAME=TOML: extra config for gateway NAME (\\n for newlines; repeatable)")
-    ap.add_argument("--mock", default=str(ROOT / "target/release/mock-model-studio"))
     ap.add_argument("--only", help="comma-separated paths to run (default: all)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--requests", type=int, default=300)

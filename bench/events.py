@@ -26,7 +26,7 @@ import tempfile
 import urllib.request
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from ab import MODEL, ROOT, gateway_config, start, stop  # noqa: E402
+from ab import MODEL, ROOT, add_binary_args, gateway_config, gateways_of, start, stop  # noqa: E402
 from hop import find_nginx, start_mock, start_nginx  # noqa: E402
 
 WRK_LUA = """
@@ -87,16 +87,14 @@ def drive(base: str, pid: int, conns: int, seconds: int, dir: pathlib.Path) -> t
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--gateway", action="append", type=lambda s: tuple(s.split("=", 1)),
-                    help="NAME=BINARY (repeatable; default qwen-gateway=target/release/qwen-gateway)")
-    ap.add_argument("--mock", default=str(ROOT / "target/release/mock-model-studio"))
+    add_binary_args(ap)
     ap.add_argument("--forward", default=str(ROOT / "target/release/qwen-bench"))
     ap.add_argument("--tokens", type=int, default=1000)
     ap.add_argument("--conns", type=int, default=16)
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    gateways = args.gateway or [("qwen-gateway", str(ROOT / "target/release/qwen-gateway"))]
+    gateways = gateways_of(args)
     if not shutil.which("wrk"):
         sys.exit("events.py: wrk is not installed (bench/setup.sh installs it)")
     nginx = find_nginx()

@@ -30,7 +30,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from ab import MODEL, ROOT, gateway_config, start, stop, wait_for  # noqa: E402
+from ab import MODEL, ROOT, add_binary_args, gateway_config, gateways_of, start, stop, wait_for  # noqa: E402
 
 BODIES = {
     "responses": ("/v1/responses", {"model": MODEL, "input": "hello"}),
@@ -141,9 +141,7 @@ def wrk(base: str, label: str, conns: int, seconds: int, dir: pathlib.Path) -> t
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--gateway", action="append", type=lambda s: tuple(s.split("=", 1)),
-                    help="NAME=BINARY (repeatable; default qwen-gateway=target/release/qwen-gateway)")
-    ap.add_argument("--mock", default=str(ROOT / "target/release/mock-model-studio"))
+    add_binary_args(ap)
     ap.add_argument("--forward", default=str(ROOT / "target/release/qwen-bench"))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=5)
@@ -153,7 +151,7 @@ def main() -> None:
     ap.add_argument("--h2c", action="store_true",
                     help="also run each gateway as 'NAME h2c', speaking HTTP/2 (prior knowledge) to the mock")
     args = ap.parse_args()
-    gateways = args.gateway or [("qwen-gateway", str(ROOT / "target/release/qwen-gateway"))]
+    gateways = gateways_of(args)
     # (target name, binary, h2c upstream)
     gateways = [(n, b, False) for n, b in gateways] + ([(f"{n} h2c", b, True) for n, b in gateways]
                                                        if args.h2c else [])

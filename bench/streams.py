@@ -20,18 +20,16 @@ import sys
 import tempfile
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from ab import ROOT, gateway_config, start, wait_for  # noqa: E402
+from ab import ROOT, add_binary_args, gateway_config, gateways_of, start, wait_for  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=3000)
-    ap.add_argument("--gateway", action="append", type=lambda s: tuple(s.split("=", 1)),
-                    help="NAME=BINARY (repeatable; default qwen-gateway=target/release/qwen-gateway)")
-    ap.add_argument("--mock", default=str(ROOT / "target/release/mock-model-studio"))
+    add_binary_args(ap)
     ap.add_argument("--bench", default=str(ROOT / "target/release/qwen-bench"))
     args = ap.parse_args()
-    gateways = args.gateway or [("qwen-gateway", str(ROOT / "target/release/qwen-gateway"))]
+    gateways = gateways_of(args)
     procs: list[subprocess.Popen] = []
     with tempfile.TemporaryDirectory(prefix="qg-streams-") as d:
         dir = pathlib.Path(d)
