@@ -295,14 +295,7 @@ async fn healthcheck_exits_0_on_a_live_gateway_and_1_otherwise() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthcheck_gives_up_after_2_seconds_on_a_hung_server() {
     // Accepts connections and never answers.
-    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = hung.local_addr().unwrap();
-    let holder = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = hung.accept().await {
-            held.push(socket);
-        }
-    });
+    let (addr, holder) = hold_connections().await;
     let (status, stderr, elapsed) = healthcheck(&format!("http://{addr}/healthz")).await;
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(

@@ -84,60 +84,8 @@ async fn gateway_with_h2c_mock() -> (Gateway, mock_model_studio::MockServer) {
 #[tokio::test]
 async fn an_h2c_region_carries_concurrent_streams_over_one_connection() {
     let (gw, mock) = gateway_with_h2c_mock().await;
-    let http = client();
-    let requests = (0..8).map(|i| {
-        let http = http.clone();
-        let (path, body) = match i % 4 {
-            0 => (
-                "/v1/responses",
-                json!({"model": MODEL, "input": format!("r{i}"), "stream": true}),
-            ),
-            1 => (
-                "/v1/responses",
-                json!({"model": MODEL, "input": format!("r{i}")}),
-            ),
-            2 => (
-                "/v1/chat/completions",
-                json!({"model": MODEL, "stream": true,
-                "messages": [{"role": "user", "content": format!("r{i}")}]}),
-            ),
-            _ => (
-                "/v1/chat/completions",
-                json!({"model": MODEL,
-                "messages": [{"role": "user", "content": format!("r{i}")}]}),
-            ),
-        };
-        let url = gw.url(path);
-        async move {
-            let res = http
-                .post(url)
-                // Paced, so that all eight are open upstream at once.
-                .header("x-mock-tokens", "10")
-                .header("x-mock-delay-ms", "30")
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            (i, res.status(), res.text().await.unwrap())
-        }
-    });
-    for (i, status, text) in futures_util::future::join_all(requests).await {
-        assert_eq!(status, 200, "{i}: {text}");
-        match i % 4 {
-            0 => assert!(text.contains("event:response.completed"), "{i}: {text}"),
-            1 => assert_eq!(
-                serde_json::from_str::<serde_json::Value>(&text).unwrap()["status"],
-                "completed",
-                "{i}: {text}"
-            ),
-            2 => assert!(text.trim_end().ends_with("data: [DONE]"), "{i}: {text}"),
-            _ => assert_eq!(
-                serde_json::from_str::<serde_json::Value>(&text).unwrap()["choices"][0]["finish_reason"],
-                "stop",
-                "{i}: {text}"
-            ),
-        }
-    }
+    // Paced, so that all eight are open upstream at once.
+    four_kinds_at_once(&gw, 8).await;
     let recorded = mock.requests();
     assert_eq!(recorded.len(), 8);
     assert!(

@@ -32,50 +32,6 @@ async fn gateway_over_tls(
     (start_gateway(&toml).await, dir)
 }
 
-/// One request of each kind, all open upstream at once (paced answers).
-async fn four_kinds(gw: &Gateway) {
-    let http = client();
-    let requests = (0..4).map(|i| {
-        let http = http.clone();
-        let (path, body) = match i {
-            0 => (
-                "/v1/responses",
-                json!({"model": MODEL, "input": "s", "stream": true}),
-            ),
-            1 => ("/v1/responses", json!({"model": MODEL, "input": "plain"})),
-            2 => (
-                "/v1/chat/completions",
-                json!({"model": MODEL, "stream": true, "messages": [{"role": "user", "content": "cs"}]}),
-            ),
-            _ => (
-                "/v1/chat/completions",
-                json!({"model": MODEL, "messages": [{"role": "user", "content": "chat"}]}),
-            ),
-        };
-        let url = gw.url(path);
-        async move {
-            let res = http
-                .post(url)
-                .header("x-mock-tokens", "8")
-                .header("x-mock-delay-ms", "20")
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            (i, res.status(), res.text().await.unwrap())
-        }
-    });
-    for (i, status, text) in futures_util::future::join_all(requests).await {
-        assert_eq!(status, 200, "{i}: {text}");
-        match i {
-            0 => assert!(text.contains("event:response.completed"), "{text}"),
-            1 => assert!(text.contains("\"status\":\"completed\""), "{text}"),
-            2 => assert!(text.trim_end().ends_with("data: [DONE]"), "{text}"),
-            _ => assert!(text.contains("\"finish_reason\":\"stop\""), "{text}"),
-        }
-    }
-}
-
 #[tokio::test]
 async fn over_tls_alpn_negotiates_http2_and_multiplexes_one_connection() {
     let mock = MockServer::start_tls(MockConfig::default(), Alpn::H2AndHttp11)
@@ -91,7 +47,7 @@ async fn over_tls_alpn_negotiates_http2_and_multiplexes_one_connection() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    four_kinds(&gw).await;
+    four_kinds_at_once(&gw, 4).await;
     let recorded = mock.requests();
     assert_eq!(recorded.len(), 5);
     assert!(
@@ -115,7 +71,7 @@ async fn over_tls_the_gateway_speaks_http1_when_h2_is_off_or_not_picked() {
             .await
             .unwrap();
         let (gw, _dir) = gateway_over_tls(&mock, http2, mock.ca_pem()).await;
-        four_kinds(&gw).await;
+        four_kinds_at_once(&gw, 4).await;
         let recorded = mock.requests();
         assert_eq!(recorded.len(), 4, "{alpn:?} {http2}");
         assert!(
@@ -155,14 +111,7 @@ async fn an_upstream_whose_certificate_no_trusted_ca_signed_gets_no_request() {
 #[tokio::test]
 async fn a_tls_handshake_that_never_finishes_is_bounded_by_connect_timeout() {
     // Accepts TCP connections and never answers the ClientHello.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let held = tokio::spawn(async move {
-        let mut open = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            open.push(socket);
-        }
-    });
+    let (addr, held) = hold_connections().await;
     // connect_timeout is 1 s in test configurations, first_byte_timeout 3 s.
     let toml = config_toml(&[format!("https://{addr}")], "");
     let gw = start_gateway(&toml).await;

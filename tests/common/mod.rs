@@ -308,3 +308,80 @@ pub async fn read_events_then_leave(mut res: reqwest::Response, events: usize) {
         buf.extend_from_slice(&chunk);
     }
 }
+
+/// Sends `count` requests at once, cycling through the four kinds (`/v1/responses` streaming
+/// and plain, chat streaming and plain), paced so that all are open upstream together, and
+/// asserts each completed as its kind should.
+pub async fn four_kinds_at_once(gw: &Gateway, count: usize) {
+    use serde_json::json;
+    const MODEL: &str = "qwen3-max-2026-01-23";
+    let http = client();
+    let requests = (0..count).map(|i| {
+        let http = http.clone();
+        let (path, body) = match i % 4 {
+            0 => (
+                "/v1/responses",
+                json!({"model": MODEL, "input": format!("r{i}"), "stream": true}),
+            ),
+            1 => (
+                "/v1/responses",
+                json!({"model": MODEL, "input": format!("r{i}")}),
+            ),
+            2 => (
+                "/v1/chat/completions",
+                json!({"model": MODEL, "stream": true,
+                "messages": [{"role": "user", "content": format!("r{i}")}]}),
+            ),
+            _ => (
+                "/v1/chat/completions",
+                json!({"model": MODEL,
+                "messages": [{"role": "user", "content": format!("r{i}")}]}),
+            ),
+        };
+        let url = gw.url(path);
+        async move {
+            let res = http
+                .post(url)
+                .header("x-mock-tokens", "10")
+                .header("x-mock-delay-ms", "30")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (i, res.status(), res.text().await.unwrap())
+        }
+    });
+    for (i, status, text) in futures_util::future::join_all(requests).await {
+        assert_eq!(status, 200, "{i}: {text}");
+        match i % 4 {
+            0 => assert!(text.contains("event:response.completed"), "{i}: {text}"),
+            1 => assert_eq!(
+                serde_json::from_str::<serde_json::Value>(&text).unwrap()["status"],
+                "completed",
+                "{i}: {text}"
+            ),
+            2 => assert!(text.trim_end().ends_with("data: [DONE]"), "{i}: {text}"),
+            _ => assert_eq!(
+                serde_json::from_str::<serde_json::Value>(&text).unwrap()["choices"][0]["finish_reason"],
+                "stop",
+                "{i}: {text}"
+            ),
+        }
+    }
+}
+
+/// A loopback port that accepts connections and never reads or answers (a hung server);
+/// abort the task to close them.
+pub async fn hold_connections() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (addr, holder)
+}
