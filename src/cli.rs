@@ -269,13 +269,9 @@ async fn probe(url: &str) -> Result<http::StatusCode, String> {
     match tokio::time::timeout(HEALTHCHECK_TIMEOUT, client.get(uri)).await {
         Err(_) => Err(format!("no answer within {HEALTHCHECK_TIMEOUT:?}")),
         Ok(Ok(response)) => Ok(response.status()),
-        Ok(Err(err)) => {
-            let mut cause: &(dyn std::error::Error + 'static) = &err;
-            while let Some(inner) = cause.source() {
-                cause = inner;
-            }
-            Err(cause.to_string())
-        }
+        Ok(Err(err)) => Err(crate::error::chain(&err)
+            .last()
+            .map_or_else(String::new, |cause| cause.to_string())),
     }
 }
 

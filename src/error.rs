@@ -210,6 +210,13 @@ impl IntoResponse for ApiError {
 #[derive(Clone, Debug)]
 pub struct ErrorMarker(pub Option<String>);
 
+/// An error and its causes, outermost first (`std::error::Error::sources` is not stable).
+pub fn chain<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(err), |e| e.source())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

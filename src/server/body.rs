@@ -55,14 +55,7 @@ pub async fn read_limited(body: Body, limit: usize, timeout: Duration) -> Result
 }
 
 fn is_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(err);
-    while let Some(e) = current {
-        if e.is::<LengthLimitError>() {
-            return true;
-        }
-        current = e.source();
-    }
-    false
+    crate::error::chain(err).any(|e| e.is::<LengthLimitError>())
 }
 
 pub fn too_large(limit: usize) -> ApiError {

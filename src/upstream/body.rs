@@ -27,14 +27,8 @@ pub struct BodyError(String);
 
 impl BodyError {
     fn of(err: &(dyn std::error::Error + 'static)) -> Self {
-        let mut text = err.to_string();
-        let mut source = err.source();
-        while let Some(inner) = source {
-            text.push_str(": ");
-            text.push_str(&inner.to_string());
-            source = inner.source();
-        }
-        Self(text)
+        let causes: Vec<String> = crate::error::chain(err).map(|e| e.to_string()).collect();
+        Self(causes.join(": "))
     }
 }
 

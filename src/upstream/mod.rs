@@ -545,21 +545,19 @@ fn classify(
     err: &hyper_util::client::legacy::Error,
     budget: Duration,
 ) -> UpstreamError {
-    let mut detail = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(inner) = source {
-        if inner
-            .downcast_ref::<std::io::Error>()
+    let timed_out = crate::error::chain(err).any(|e| {
+        e.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-        {
-            return UpstreamError::Timeout {
-                region: region.to_owned(),
-                after: budget,
-            };
-        }
-        detail = inner.to_string();
-        source = inner.source();
+    });
+    if timed_out {
+        return UpstreamError::Timeout {
+            region: region.to_owned(),
+            after: budget,
+        };
     }
+    let detail = crate::error::chain(err)
+        .last()
+        .map_or_else(String::new, |e| e.to_string());
     UpstreamError::Unreachable {
         region: region.to_owned(),
         detail,
